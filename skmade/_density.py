@@ -1,0 +1,708 @@
+"""MADEDensity: a MADE density estimator with the scikit-learn API."""
+
+from __future__ import annotations
+
+import copy
+import math
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, DensityMixin, _fit_context
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    check_is_fitted,
+    validate_data,
+)
+
+from ._families import FAMILIES
+from ._masks import check_ordering, make_degrees, make_orderings
+from ._nn import MADE
+from ._sampling import sample_naive
+
+# Rows per forward pass when scoring: bounds memory on large X, big enough for speed.
+_SCORE_CHUNK = 8192
+
+
+def _resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            "device='cuda' was requested but torch.cuda.is_available() is False. "
+            "Use device='cpu' or device='auto'."
+        )
+    return torch.device(device)
+
+
+def _non_binary_columns(X: np.ndarray) -> np.ndarray:
+    return np.flatnonzero(~np.all((X == 0) | (X == 1), axis=0))
+
+
+def _describe_columns(columns: np.ndarray) -> str:
+    shown = columns[:10].tolist()
+    return str(shown)[:-1] + (", ...]" if columns.size > 10 else "]")
+
+
+class MADEDensity(DensityMixin, BaseEstimator):
+    """Density estimation with MADE, a masked autoregressive neural network.
+
+    MADE (Germain et al., 2015) masks the weights of a feed-forward network so that
+    the output for variable ``d`` depends only on the variables before ``d`` in an
+    ordering. The outputs are then the conditionals ``p(x_d | x_<d)`` of an
+    autoregressive model, and their product is an exactly normalized joint density,
+    computed for a whole row in one forward pass.
+
+    Several masks (connectivity-agnostic training) and, with ``order_agnostic=True``,
+    several orderings share one set of weights; training cycles through them, one per
+    mini-batch. At inference the masks form a mixture: the log-density is
+    ``logsumexp_k log p_k(x) - log K`` over the first ``n_eval_masks`` masks, a proper
+    normalized density.
+
+    Parameters
+    ----------
+    hidden_layer_sizes : array-like of shape (n_layers,), default=(100,)
+        Width of each hidden layer. ``()`` gives a network without hidden layers: a
+        logistic (or linear-Gaussian) autoregressive model.
+
+    distribution : {'auto', 'bernoulli', 'gaussian'}, default='auto'
+        Family of the conditionals. ``'bernoulli'`` needs binary (0/1) data;
+        ``'gaussian'`` models continuous data with a mean and a scale per variable
+        (data is standardized inside, and the log-Jacobian is added back so that
+        densities are in the units of X). ``'auto'`` picks ``'bernoulli'`` when every
+        value of X is 0 or 1, ``'gaussian'`` otherwise.
+
+    ordering : {'natural', 'random'} or array-like of shape (n_features,), \
+            default='natural'
+        Order of the variables for the first mask: ``'natural'`` is column order,
+        ``'random'`` a random permutation, or give a permutation of
+        ``range(n_features)``.
+
+    n_masks : int, default=1
+        Number of connectivity masks trained with shared weights (cycled, one per
+        mini-batch). Each mask draws its own hidden-unit degrees.
+
+    order_agnostic : bool, default=False
+        If True, every mask after the first also draws its own random ordering.
+
+    n_eval_masks : int, default=None
+        Number of masks (the first ones) averaged, as a mixture, by
+        :meth:`score_samples`, :meth:`score` and :meth:`sample`. ``None`` uses all
+        ``n_masks``. Must not exceed ``n_masks``.
+
+    max_iter : int, default=200
+        Maximum number of epochs (passes over the training data).
+
+    batch_size : int or 'auto', default='auto'
+        Mini-batch size; ``'auto'`` is ``min(200, n_samples)``.
+
+    learning_rate_init : float, default=1e-3
+        Learning rate of the Adam optimizer.
+
+    alpha : float, default=1e-4
+        Strength of the L2 penalty. The training objective is the mean negative
+        log-likelihood plus ``0.5 * alpha * ||W||^2 / n_samples``, where ``W`` are the
+        weights in use under the current mask (a Gaussian prior on the weights).
+
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the data, score it after every epoch and
+        stop when its log-likelihood has not improved by ``tol`` for
+        ``n_iter_no_change`` epochs; the best weights are restored.
+
+    validation_fraction : float, default=0.1
+        Fraction of the training rows held out when ``early_stopping=True``.
+
+    n_iter_no_change : int, default=10
+        Number of epochs without improvement by at least ``tol`` before stopping.
+
+    tol : float, default=1e-4
+        Improvement (in nats per row) of the training loss, or of the validation
+        log-likelihood with ``early_stopping``, that counts as progress.
+
+    random_state : int, RandomState instance or None, default=None
+        Seeds the orderings, the hidden degrees, the initial weights, the validation
+        split and the shuffling. An int gives the same model on every call. No global
+        random state (numpy's or torch's) is read or changed.
+
+    verbose : bool, default=False
+        Print the loss after every epoch.
+
+    warm_start : bool, default=False
+        If True, a second :meth:`fit` continues training the fitted network (same
+        architecture, masks and standardization) instead of starting anew.
+
+    device : {'auto', 'cpu', 'cuda'}, default='auto'
+        Where the network trains and scores. ``'auto'`` uses CUDA when available.
+        Pickles always hold CPU tensors, so a model fitted on a GPU loads anywhere.
+
+    Attributes
+    ----------
+    distribution_ : str
+        The family used, ``'bernoulli'`` or ``'gaussian'``.
+
+    module_ : torch.nn.Module
+        The fitted network (in eval mode).
+
+    orderings_ : ndarray of shape (n_masks, n_features)
+        ``orderings_[k, i]`` is the feature modelled ``i``-th by mask ``k``.
+
+    mean_ : ndarray of shape (n_features,) or None
+        Per-feature mean used to standardize X (Gaussian only, else None).
+
+    scale_ : ndarray of shape (n_features,) or None
+        Per-feature standard deviation used to standardize X (Gaussian only, else
+        None). Constant features get a scale of 1.
+
+    loss_curve_ : list of float
+        Training objective (nats per row, penalty included) after each epoch.
+
+    best_loss_ : float
+        Lowest training objective reached.
+
+    validation_scores_ : list of float or None
+        Mean validation log-likelihood after each epoch (``early_stopping`` only).
+
+    best_validation_score_ : float or None
+        Best validation log-likelihood (``early_stopping`` only).
+
+    n_iter_ : int
+        Number of epochs run.
+
+    n_steps_ : int
+        Number of optimizer steps (mini-batches) taken; step ``t`` used mask
+        ``t % n_masks``.
+
+    n_features_in_ : int
+        Number of features seen during :term:`fit`.
+
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during :term:`fit`. Defined only when `X` has feature
+        names that are all strings.
+
+    See Also
+    --------
+    sklearn.neighbors.KernelDensity : Kernel density estimation.
+    sklearn.mixture.GaussianMixture : Gaussian mixture model.
+
+    Notes
+    -----
+    Hidden degrees are drawn uniformly in ``[min degree of the previous layer, D-1]``.
+    When a hidden layer is narrower than the number of features, some degrees are
+    missing and some outputs see no hidden unit: they keep their bias and model their
+    variable with an unconditional distribution. The first variable of every ordering
+    is always modelled that way. The density stays exactly normalized.
+
+    Weights that no mask uses are set to exactly zero and never change; the L2 penalty
+    applies only to weights in use. This keeps denormal floats, which slow CPU
+    arithmetic several-fold, out of the network.
+
+    References
+    ----------
+    M. Germain, K. Gregor, I. Murray, H. Larochelle. "MADE: Masked Autoencoder for
+    Distribution Estimation." ICML 2015.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skmade import MADEDensity
+    >>> rng = np.random.RandomState(0)
+    >>> X = (rng.rand(200, 6) < 0.3).astype(float)
+    >>> est = MADEDensity(hidden_layer_sizes=(16,), max_iter=20, random_state=0)
+    >>> est.fit(X).distribution_
+    'bernoulli'
+    >>> est.score_samples(X[:3]).shape
+    (3,)
+    >>> est.sample(4, random_state=0).shape
+    (4, 6)
+    """
+
+    _parameter_constraints: dict = {
+        "hidden_layer_sizes": ["array-like"],
+        "distribution": [StrOptions({"auto", "bernoulli", "gaussian"})],
+        "ordering": [StrOptions({"natural", "random"}), "array-like"],
+        "n_masks": [Interval(Integral, 1, None, closed="left")],
+        "order_agnostic": ["boolean"],
+        "n_eval_masks": [Interval(Integral, 1, None, closed="left"), None],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
+        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+        "warm_start": ["boolean"],
+        "device": [StrOptions({"auto", "cpu", "cuda"})],
+    }
+
+    def __init__(
+        self,
+        *,
+        hidden_layer_sizes=(100,),
+        distribution="auto",
+        ordering="natural",
+        n_masks=1,
+        order_agnostic=False,
+        n_eval_masks=None,
+        max_iter=200,
+        batch_size="auto",
+        learning_rate_init=1e-3,
+        alpha=1e-4,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        tol=1e-4,
+        random_state=None,
+        verbose=False,
+        warm_start=False,
+        device="auto",
+    ):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.distribution = distribution
+        self.ordering = ordering
+        self.n_masks = n_masks
+        self.order_agnostic = order_agnostic
+        self.n_eval_masks = n_eval_masks
+        self.max_iter = max_iter
+        self.batch_size = batch_size
+        self.learning_rate_init = learning_rate_init
+        self.alpha = alpha
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.random_state = random_state
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.device = device
+
+    # ------------------------------------------------------------------ validation
+
+    def _hidden_sizes(self) -> tuple[int, ...]:
+        sizes = np.atleast_1d(np.asarray(self.hidden_layer_sizes))
+        if sizes.size == 0:
+            return ()
+        if sizes.ndim != 1 or not np.issubdtype(sizes.dtype, np.number):
+            raise ValueError(
+                "hidden_layer_sizes must be a sequence of positive integers; got "
+                f"{self.hidden_layer_sizes!r}."
+            )
+        if np.any(sizes != np.round(sizes)) or np.any(sizes < 1):
+            raise ValueError(
+                "hidden_layer_sizes must contain positive integers; got "
+                f"{self.hidden_layer_sizes!r}."
+            )
+        return tuple(int(s) for s in sizes)
+
+    def _structure(self) -> dict:
+        """The parameters that fix the network; warm starts must keep them."""
+        ordering = self.ordering
+        if not isinstance(ordering, str):
+            ordering = tuple(np.asarray(ordering).tolist())
+        return {
+            "hidden_layer_sizes": self._hidden_sizes(),
+            "distribution": self.distribution,
+            "ordering": ordering,
+            "n_masks": self.n_masks,
+            "order_agnostic": self.order_agnostic,
+        }
+
+    def _check_fit_input(self, X, sample_weight):
+        """Validate everything before any work; returns what training needs."""
+        continuing = self.warm_start and hasattr(self, "module_")
+        if continuing:
+            changed = {
+                name: (old, new)
+                for (name, old), new in zip(
+                    self._fitted_structure.items(), self._structure().values()
+                )
+                if old != new
+            }
+            if changed:
+                name, (old, new) = next(iter(changed.items()))
+                raise ValueError(
+                    f"warm_start=True continues training the fitted network, but "
+                    f"{name} changed from {old!r} to {new!r}. Set warm_start=False "
+                    "to fit a new model."
+                )
+        hidden = self._hidden_sizes()
+        X = validate_data(
+            self,
+            X,
+            dtype=[np.float64, np.float32],
+            ensure_min_samples=2,
+            reset=not continuing,
+        )
+        n_samples, n_features = X.shape
+        weights = _check_sample_weight(
+            sample_weight, X, dtype=np.float64, ensure_non_negative=True
+        )
+
+        if continuing:
+            distribution = self.distribution_
+        elif self.distribution == "auto":
+            binary = _non_binary_columns(X).size == 0
+            distribution = "bernoulli" if binary else "gaussian"
+        else:
+            distribution = self.distribution
+        if distribution == "bernoulli":
+            bad = _non_binary_columns(X)
+            if bad.size:
+                raise ValueError(
+                    f"X contains values other than 0 and 1 in columns "
+                    f"{_describe_columns(bad)}; distribution='bernoulli' needs binary "
+                    "data. Use distribution='gaussian' or binarize X (for example "
+                    "with sklearn.preprocessing.Binarizer)."
+                )
+        if not isinstance(self.ordering, str):
+            check_ordering(self.ordering, n_features)
+        if self.n_eval_masks is not None and self.n_eval_masks > self.n_masks:
+            raise ValueError(
+                f"n_eval_masks={self.n_eval_masks} is larger than n_masks="
+                f"{self.n_masks}; inference can only average masks that were trained."
+            )
+
+        n_validation = 0
+        if self.early_stopping:
+            n_validation = int(math.floor(self.validation_fraction * n_samples))
+            if n_validation < 1 or n_samples - n_validation < 2:
+                raise ValueError(
+                    f"early_stopping=True with validation_fraction="
+                    f"{self.validation_fraction} splits {n_samples} rows into "
+                    f"{n_samples - n_validation} for training and {n_validation} for "
+                    "validation; at least 2 and 1 are needed. Provide more rows, "
+                    "change validation_fraction or set early_stopping=False."
+                )
+        device = _resolve_device(self.device)
+        return X, weights, hidden, distribution, n_validation, device, continuing
+
+    # ------------------------------------------------------------------ fitting
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None, sample_weight=None):
+        """Fit the MADE network to X by maximum likelihood.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data. Binary (0/1) for ``distribution='bernoulli'``.
+
+        y : Ignored
+            Not used, present for API consistency by convention.
+
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weight of each row in the log-likelihood.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        # Validation must leave a fitted estimator untouched when it fails, and
+        # validate_data records feature names as it goes: restore on error.
+        snapshot = dict(self.__dict__)
+        try:
+            checked = self._check_fit_input(X, sample_weight)
+        except Exception:
+            self.__dict__.clear()
+            self.__dict__.update(snapshot)
+            raise
+        X, weights, hidden, distribution, n_validation, device, continuing = checked
+
+        rng = check_random_state(self.random_state)
+        n_samples, n_features = X.shape
+        permutation = rng.permutation(n_samples)
+        validation_rows = permutation[:n_validation]
+        train_rows = np.sort(permutation[n_validation:])
+        family = FAMILIES[distribution]
+
+        if not continuing:
+            self.distribution_ = distribution
+            if distribution == "gaussian":
+                train_weights = weights[train_rows]
+                mean = np.average(X[train_rows], axis=0, weights=train_weights)
+                variance = np.average(
+                    (X[train_rows] - mean) ** 2, axis=0, weights=train_weights
+                )
+                scale = np.sqrt(variance)
+                scale[scale < 10 * np.finfo(np.float64).eps * np.abs(mean) + 1e-300] = 1
+                self.mean_, self.scale_ = mean, scale
+            else:
+                self.mean_ = self.scale_ = None
+
+        Z = self._standardize(X)
+        if continuing:
+            module = self.module_.to(device)
+        else:
+            orderings = make_orderings(
+                self.ordering, n_features, self.n_masks, self.order_agnostic, rng
+            )
+            degrees = make_degrees(orderings, hidden, rng)
+            module = MADE([torch.from_numpy(d) for d in degrees], family.n_params)
+            module.reset_parameters(self._torch_generator(rng))
+            with torch.no_grad():
+                bias = family.initial_bias(Z[train_rows], weights[train_rows])
+                module.layers[-1].bias.copy_(torch.as_tensor(bias.reshape(-1)))
+            module = module.to(device)
+            self.orderings_ = orderings
+            self._fitted_structure = self._structure()
+            self.loss_curve_ = []
+            self.validation_scores_ = [] if self.early_stopping else None
+            self.best_validation_score_ = -np.inf if self.early_stopping else None
+            self.best_loss_ = np.inf
+            self.n_iter_ = 0
+            self.n_steps_ = 0
+        if self.early_stopping and self.validation_scores_ is None:
+            self.validation_scores_, self.best_validation_score_ = [], -np.inf
+        self.module_ = module
+        self._train(
+            module,
+            family,
+            Z[train_rows],
+            weights[train_rows],
+            Z[validation_rows],
+            weights[validation_rows],
+            self._torch_generator(rng),
+        )
+        module.eval()
+        return self
+
+    @staticmethod
+    def _torch_generator(rng) -> torch.Generator:
+        seed = int(rng.randint(np.iinfo(np.int32).max))
+        return torch.Generator().manual_seed(seed)
+
+    def _train(self, module, family, Z, weights, Z_val, weights_val, generator):
+        device = next(module.parameters()).device
+        n_train = Z.shape[0]
+        batch_size = min(200, n_train) if self.batch_size == "auto" else self.batch_size
+        batch_size = min(batch_size, n_train)
+        x_all = torch.as_tensor(Z, dtype=torch.float32, device=device)
+        # Weights rescaled to mean 1: each mini-batch mean is then an unbiased
+        # estimate of the weighted mean log-likelihood.
+        w_all = torch.as_tensor(weights * (n_train / weights.sum()), device=device)
+        w_all = w_all.to(torch.float32)
+        optimizer = torch.optim.Adam(module.parameters(), lr=self.learning_rate_init)
+        penalty_scale = 0.5 * self.alpha / n_train
+        n_masks = module.n_masks
+        best_state = None
+        no_improvement = 0
+        converged = False
+
+        for _ in range(self.max_iter):
+            module.train()
+            total = torch.zeros((), device=device)
+            order = torch.randperm(n_train, generator=generator).to(device)
+            for start in range(0, n_train, batch_size):
+                rows = order[start : start + batch_size]
+                x = x_all[rows]
+                k = self.n_steps_ % n_masks
+                log_prob = family.log_prob(module(x, k), x).sum(dim=1)
+                loss = -(w_all[rows] * log_prob).mean()
+                if penalty_scale > 0:
+                    loss = loss + penalty_scale * module.penalty(k)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                self.n_steps_ += 1
+                total += loss.detach() * rows.shape[0]
+            self.n_iter_ += 1
+            loss_value = total.item() / n_train
+            if not np.isfinite(loss_value):
+                raise FloatingPointError(
+                    f"The training loss became {loss_value} at epoch {self.n_iter_}. "
+                    "Lower learning_rate_init, or check X for extreme values."
+                )
+            self.loss_curve_.append(loss_value)
+            message = f"Iteration {self.n_iter_}, loss = {loss_value:.8f}"
+
+            if self.early_stopping:
+                score = self._mean_log_likelihood(Z_val, weights_val)
+                self.validation_scores_.append(score)
+                message += f", validation log-likelihood = {score:.8f}"
+                if score < self.best_validation_score_ + self.tol:
+                    no_improvement += 1
+                else:
+                    no_improvement = 0
+                if score > self.best_validation_score_:
+                    self.best_validation_score_ = score
+                    best_state = copy.deepcopy(module.state_dict())
+            else:
+                if loss_value > self.best_loss_ - self.tol:
+                    no_improvement += 1
+                else:
+                    no_improvement = 0
+            self.best_loss_ = min(self.best_loss_, loss_value)
+            if self.verbose:
+                print(message)
+            if no_improvement > self.n_iter_no_change:
+                converged = True
+                break
+
+        if best_state is not None:
+            module.load_state_dict(best_state)
+        if not converged:
+            warnings.warn(
+                f"MADEDensity stopped at max_iter={self.max_iter} epochs before "
+                "converging. Raise max_iter or use early_stopping=True.",
+                ConvergenceWarning,
+            )
+
+    # ------------------------------------------------------------------ inference
+
+    def _standardize(self, X: np.ndarray) -> np.ndarray:
+        if self.distribution_ == "gaussian":
+            return (X - self.mean_) / self.scale_
+        return X
+
+    def _log_jacobian(self) -> float:
+        if self.distribution_ == "gaussian":
+            return -float(np.sum(np.log(self.scale_)))
+        return 0.0
+
+    def _n_eval_masks(self) -> int:
+        return self.module_.n_masks if self.n_eval_masks is None else self.n_eval_masks
+
+    @torch.no_grad()
+    def _log_likelihood(self, Z: np.ndarray) -> np.ndarray:
+        """Ensemble log-density of standardized rows, in the units of X."""
+        module = self.module_
+        module.eval()
+        family = FAMILIES[self.distribution_]
+        device = next(module.parameters()).device
+        n_eval = self._n_eval_masks()
+        out = np.empty(Z.shape[0], dtype=np.float64)
+        for start in range(0, Z.shape[0], _SCORE_CHUNK):
+            x = torch.as_tensor(
+                Z[start : start + _SCORE_CHUNK], dtype=torch.float32, device=device
+            )
+            # The network runs in float32; the family's elementwise maths runs in
+            # float64, where SIMD-body and scalar-tail kernels agree far below any
+            # tolerance, so a row's score does not depend on its position in X.
+            x64 = x.double()
+            per_mask = torch.stack(
+                [
+                    family.log_prob(module(x, k).double(), x64).sum(dim=1)
+                    for k in range(n_eval)
+                ]
+            )
+            log_density = torch.logsumexp(per_mask, dim=0) - math.log(n_eval)
+            out[start : start + x.shape[0]] = log_density.cpu().numpy()
+        return out + self._log_jacobian()
+
+    def _mean_log_likelihood(self, Z: np.ndarray, weights: np.ndarray) -> float:
+        return float(np.average(self._log_likelihood(Z), weights=weights))
+
+    def _check_X(self, X) -> np.ndarray:
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        if self.distribution_ == "bernoulli":
+            bad = _non_binary_columns(X)
+            if bad.size:
+                raise ValueError(
+                    f"X contains values other than 0 and 1 in columns "
+                    f"{_describe_columns(bad)}, but this model was fitted with "
+                    "distribution='bernoulli' and gives them no probability. "
+                    "Binarize X as the training data was."
+                )
+        return X
+
+    def score_samples(self, X):
+        """Log-density of each row under the model, in nats.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Rows to evaluate.
+
+        Returns
+        -------
+        log_density : ndarray of shape (n_samples,)
+            ``log p(x)`` of each row: a log-probability for binary data, a
+            log-density in the units of X for continuous data.
+        """
+        X = self._check_X(X)
+        return self._log_likelihood(self._standardize(X))
+
+    def score(self, X, y=None):
+        """Mean log-likelihood of the rows of X.
+
+        This is the mean, as in :class:`~sklearn.mixture.GaussianMixture`, not the
+        sum returned by :class:`~sklearn.neighbors.KernelDensity`, so that scores of
+        data sets of different sizes compare.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Rows to evaluate.
+
+        y : Ignored
+            Not used, present for API consistency by convention.
+
+        Returns
+        -------
+        score : float
+            Mean of :meth:`score_samples` over the rows of X.
+        """
+        return float(np.mean(self.score_samples(X)))
+
+    @torch.no_grad()
+    def sample(self, n_samples=1, random_state=None):
+        """Draw rows exactly from the fitted density.
+
+        Each row picks one of the ``n_eval_masks`` masks uniformly (the mixture that
+        :meth:`score_samples` evaluates), then draws its variables one by one in that
+        mask's ordering.
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+            Number of rows to draw.
+
+        random_state : int, RandomState instance or None, default=None
+            Seeds the draw. ``None`` uses numpy's global random state, as
+            :meth:`sklearn.neighbors.KernelDensity.sample` does.
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features)
+            The drawn rows, in the units of the training data.
+        """
+        check_is_fitted(self)
+        if isinstance(n_samples, bool) or not isinstance(n_samples, Integral):
+            raise ValueError(f"n_samples must be a positive integer; got {n_samples!r}.")
+        if n_samples < 1:
+            raise ValueError(f"n_samples must be a positive integer; got {n_samples}.")
+        rng = check_random_state(random_state)
+        module = self.module_
+        module.eval()
+        family = FAMILIES[self.distribution_]
+        device = next(module.parameters()).device
+        mask_of_row = rng.randint(self._n_eval_masks(), size=n_samples)
+        noise = family.noise((n_samples, module.n_features), self._torch_generator(rng))
+        Z = torch.empty_like(noise)
+        for k in np.unique(mask_of_row):
+            rows = torch.from_numpy(np.flatnonzero(mask_of_row == k))
+            Z[rows] = sample_naive(module, family, int(k), noise[rows].to(device)).cpu()
+        X = Z.double().numpy()
+        if self.distribution_ == "gaussian":
+            X = X * self.scale_ + self.mean_
+        return X
+
+    # ------------------------------------------------------------------ pickling
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        module = state.get("module_")
+        if module is not None and any(
+            t.device.type != "cpu" for t in module.state_dict().values()
+        ):
+            state = dict(state)
+            state["module_"] = copy.deepcopy(module).to("cpu")
+        return state

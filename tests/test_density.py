@@ -1,0 +1,469 @@
+import itertools
+import pickle
+
+import joblib
+import numpy as np
+import pytest
+import torch
+from numpy.testing import assert_allclose, assert_array_equal
+from scipy import stats
+from sklearn.base import clone
+from sklearn.datasets import load_digits
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import GridSearchCV, train_test_split
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from skmade import MADEDensity
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+def _all_binary_vectors(n_features):
+    return np.array(list(itertools.product([0, 1], repeat=n_features)), dtype=float)
+
+
+def _correlated_binary(n_samples, n_features, seed=0):
+    """Binary rows with strong dependencies (a noisy copy chain)."""
+    rng = np.random.RandomState(seed)
+    X = np.empty((n_samples, n_features))
+    X[:, 0] = rng.rand(n_samples) < 0.4
+    for j in range(1, n_features):
+        flip = rng.rand(n_samples) < 0.15
+        X[:, j] = np.where(flip, 1 - X[:, j - 1], X[:, j - 1])
+    return X
+
+
+def _fast(**params):
+    defaults = dict(hidden_layer_sizes=(16,), max_iter=30, random_state=0, device="cpu")
+    return MADEDensity(**{**defaults, **params})
+
+
+# ---------------------------------------------------------------- exact densities
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        dict(n_masks=1),
+        dict(n_masks=8, order_agnostic=True, hidden_layer_sizes=(24, 24)),
+        dict(n_masks=4, hidden_layer_sizes=(3,), ordering="random"),
+        dict(hidden_layer_sizes=()),
+    ],
+    ids=["one-mask", "8-order-agnostic", "narrow-layer", "no-hidden"],
+)
+def test_binary_density_sums_to_one(params):
+    X = _correlated_binary(400, 8)
+    est = _fast(**params).fit(X)
+    total = np.exp(est.score_samples(_all_binary_vectors(8))).sum()
+    assert abs(total - 1) < 1e-4
+
+
+@pytest.mark.parametrize("n_eval_masks", [1, 3, 8])
+def test_subset_of_eval_masks_is_normalized_too(n_eval_masks):
+    est = _fast(n_masks=8, order_agnostic=True, n_eval_masks=n_eval_masks)
+    est.fit(_correlated_binary(300, 6))
+    total = np.exp(est.score_samples(_all_binary_vectors(6))).sum()
+    assert abs(total - 1) < 1e-4
+
+
+def test_ensemble_is_log_mean_exp_of_the_masks():
+    X = _correlated_binary(300, 6)
+    est = _fast(n_masks=4, order_agnostic=True).fit(X)
+    per_mask = []
+    for k in range(4):
+        est.set_params(n_eval_masks=k + 1)
+        per_mask.append(est.score_samples(X[:20]))
+    # Mask k alone, recovered from the running means of the first k+1 masks.
+    running = np.exp(np.array(per_mask)) * np.arange(1, 5)[:, None]
+    single = np.diff(np.vstack([np.zeros(20), running]), axis=0)
+    est.set_params(n_eval_masks=None)
+    assert_allclose(est.score_samples(X[:20]), np.log(single.mean(axis=0)), rtol=1e-6)
+
+
+def _two_moons_2d(n_samples, seed=0):
+    rng = np.random.RandomState(seed)
+    x1 = rng.randn(n_samples) * 1.5
+    x2 = 0.5 * x1**2 + 0.7 * rng.randn(n_samples) - 1.0
+    return np.column_stack([x1, x2]) * [2.0, 0.5] + [5.0, -3.0]
+
+
+def test_gaussian_density_integrates_to_one_in_1d():
+    rng = np.random.RandomState(0)
+    X = np.concatenate([rng.randn(200, 1) * 0.5 - 2, rng.randn(300, 1) + 3]) * 10
+    est = _fast(max_iter=50).fit(X)
+    assert est.distribution_ == "gaussian"
+    grid = np.linspace(X.min() - 60, X.max() + 60, 20001)
+    density = np.exp(est.score_samples(grid[:, None]))
+    assert abs(np.trapezoid(density, grid) - 1) < 1e-2
+
+
+@pytest.mark.parametrize("n_masks", [1, 4])
+def test_gaussian_density_integrates_to_one_in_2d(n_masks):
+    X = _two_moons_2d(500)
+    est = _fast(n_masks=n_masks, order_agnostic=True, max_iter=60).fit(X)
+    lo, hi = X.min(axis=0), X.max(axis=0)
+    width = hi - lo
+    g1 = np.linspace(lo[0] - width[0], hi[0] + width[0], 601)
+    g2 = np.linspace(lo[1] - width[1], hi[1] + width[1], 601)
+    grid = np.stack(np.meshgrid(g1, g2, indexing="ij"), axis=-1).reshape(-1, 2)
+    density = np.exp(est.score_samples(grid)).reshape(601, 601)
+    integral = np.trapezoid(np.trapezoid(density, g2, axis=1), g1)
+    assert abs(integral - 1) < 1e-2
+
+
+def test_density_is_in_the_units_of_x():
+    # Rescaling the data by c must shift log-densities by -D log c (the Jacobian).
+    X = _two_moons_2d(300)
+    a = _fast().fit(X)
+    b = _fast().fit(X * 1000.0)
+    assert_allclose(b.score_samples(X * 1000.0), a.score_samples(X) - 2 * np.log(1000))
+
+
+# ---------------------------------------------------------------- sampling
+
+
+@pytest.mark.parametrize("params", [dict(n_masks=1), dict(n_masks=5, order_agnostic=True)])
+def test_binary_samples_follow_the_model(params):
+    X = _correlated_binary(500, 4)
+    est = _fast(**params).fit(X)
+    samples = est.sample(20000, random_state=0)
+    assert samples.shape == (20000, 4)
+    assert set(np.unique(samples)) <= {0.0, 1.0}
+    codes = samples @ (2 ** np.arange(3, -1, -1))
+    observed = np.bincount(codes.astype(int), minlength=16)
+    expected = np.exp(est.score_samples(_all_binary_vectors(4))) * 20000
+    assert_allclose(expected.sum(), 20000, rtol=1e-5)
+    _, p_value = stats.chisquare(observed, expected * observed.sum() / expected.sum())
+    assert p_value > 1e-3
+
+
+def test_binary_sample_test_detects_a_wrong_sampler():
+    # The chi-square test above has power: samples from a model of the same
+    # marginals without the dependencies fail it.
+    X = _correlated_binary(500, 4)
+    est = _fast().fit(X)
+    rng = np.random.RandomState(0)
+    independent = np.column_stack([rng.permutation(column) for column in X.T])
+    other = _fast().fit(independent)
+    samples = other.sample(20000, random_state=0)
+    codes = samples @ (2 ** np.arange(3, -1, -1))
+    observed = np.bincount(codes.astype(int), minlength=16)
+    expected = np.exp(est.score_samples(_all_binary_vectors(4))) * 20000
+    _, p_value = stats.chisquare(observed, expected * observed.sum() / expected.sum())
+    assert p_value < 1e-3
+
+
+def test_gaussian_samples_match_the_data():
+    X = _two_moons_2d(2000)
+    est = _fast(max_iter=80, hidden_layer_sizes=(32,)).fit(X)
+    samples = est.sample(4000, random_state=0)
+    standardized = (samples - X.mean(axis=0)) / X.std(axis=0)
+    assert_allclose(standardized.mean(axis=0), 0, atol=0.15)
+    assert_allclose(standardized.std(axis=0), 1, atol=0.15)
+    # The dependence of x2 on x1 (x2 grows with x1**2) is reproduced.
+    corr = np.corrcoef(samples[:, 0] ** 2, samples[:, 1])[0, 1]
+    assert abs(corr - np.corrcoef(X[:, 0] ** 2, X[:, 1])[0, 1]) < 0.15
+
+
+def test_sample_is_reproducible_and_validates_n_samples():
+    est = _fast().fit(_correlated_binary(100, 5))
+    assert_array_equal(est.sample(7, random_state=3), est.sample(7, random_state=3))
+    assert not np.array_equal(est.sample(50, random_state=3), est.sample(50, random_state=4))
+    for bad in [0, -2, 1.5, True]:
+        with pytest.raises(ValueError, match="n_samples must be a positive integer"):
+            est.sample(bad)
+
+
+# ---------------------------------------------------------------- learning
+
+
+def _binarized_digits():
+    X = (load_digits().data >= 8).astype(float)
+    return train_test_split(X, test_size=0.3, random_state=0)
+
+
+def test_learns_binarized_digits_better_than_independent_bernoulli():
+    X_train, X_test = _binarized_digits()
+    est = MADEDensity(
+        hidden_layer_sizes=(256,),
+        n_masks=4,
+        order_agnostic=True,
+        early_stopping=True,
+        max_iter=150,
+        learning_rate_init=3e-3,
+        random_state=0,
+        device="cpu",
+    ).fit(X_train)
+    p = np.clip(X_train.mean(axis=0), 1e-3, 1 - 1e-3)
+    baseline = np.mean(X_test @ np.log(p) + (1 - X_test) @ np.log(1 - p))
+    made = est.score(X_test)
+    # Independent Bernoulli scores about -25 nats here, MADE about -18.
+    assert made > baseline + 5, (made, baseline)
+
+
+def test_early_stopping_restores_the_best_weights():
+    X_train, _ = _binarized_digits()
+    est = MADEDensity(
+        hidden_layer_sizes=(64,),
+        early_stopping=True,
+        n_iter_no_change=3,
+        max_iter=200,
+        learning_rate_init=1e-2,
+        random_state=0,
+        device="cpu",
+    ).fit(X_train)
+    assert len(est.validation_scores_) == est.n_iter_ < 200
+    assert est.best_validation_score_ == max(est.validation_scores_)
+    # Recompute the validation split the way fit does and score it with the
+    # restored weights.
+    rng = np.random.RandomState(0)
+    validation = rng.permutation(len(X_train))[: int(0.1 * len(X_train))]
+    assert_allclose(est.score(X_train[validation]), est.best_validation_score_)
+    assert est.validation_scores_[-1] < est.best_validation_score_
+
+
+def test_training_loss_decreases_and_converges():
+    X = _correlated_binary(300, 6)
+    est = _fast(max_iter=500, tol=1e-3, n_iter_no_change=5, learning_rate_init=1e-2)
+    est.fit(X)
+    assert est.n_iter_ < 500
+    assert est.loss_curve_[-1] < est.loss_curve_[0] - 0.5
+    assert est.best_loss_ == min(est.loss_curve_)
+
+
+def test_stopping_at_max_iter_warns():
+    with pytest.warns(ConvergenceWarning, match="max_iter=2"):
+        _fast(max_iter=2).fit(_correlated_binary(50, 4))
+
+
+def test_warm_start_continues_training():
+    X = _correlated_binary(200, 5)
+    est = _fast(max_iter=5, warm_start=True).fit(X)
+    orderings, first_curve = est.orderings_.copy(), list(est.loss_curve_)
+    est.fit(X)
+    assert est.n_iter_ == 10
+    assert est.loss_curve_[:5] == first_curve
+    assert_array_equal(est.orderings_, orderings)
+    est.set_params(hidden_layer_sizes=(8,))
+    with pytest.raises(ValueError, match="hidden_layer_sizes changed"):
+        est.fit(X)
+
+
+def test_sample_weight_matches_duplicated_rows_in_expectation():
+    # Integer weights and duplicated rows give the same objective; a model fitted
+    # both ways lands at nearly the same density.
+    X = _correlated_binary(200, 4)
+    weights = np.random.RandomState(0).randint(1, 4, size=200)
+    params = dict(max_iter=300, learning_rate_init=1e-2, batch_size=10000)
+    weighted = _fast(**params).fit(X, sample_weight=weights)
+    duplicated = _fast(**params).fit(np.repeat(X, weights, axis=0))
+    grid = _all_binary_vectors(4)
+    assert_allclose(
+        np.exp(weighted.score_samples(grid)),
+        np.exp(duplicated.score_samples(grid)),
+        atol=0.01,
+    )
+    zero = _fast(**params).fit(X, sample_weight=np.r_[np.zeros(100), np.ones(100)])
+    assert zero.score(X[100:]) > zero.score(X[:100]) - 5  # sanity: it trained
+    with pytest.raises(ValueError, match="at least one non-zero"):
+        _fast().fit(X, sample_weight=np.zeros(200))
+
+
+# ---------------------------------------------------------------- scikit-learn API
+
+
+def test_pipeline_grid_search_and_clone():
+    X = _two_moons_2d(300)
+    pipe = make_pipeline(StandardScaler(), _fast(max_iter=20))
+    search = GridSearchCV(pipe, {"madedensity__hidden_layer_sizes": [(4,), (32,)]}, cv=3)
+    search.fit(X)
+    assert search.best_params_["madedensity__hidden_layer_sizes"] in [(4,), (32,)]
+    assert np.isfinite(search.best_score_)
+    assert np.isfinite(search.score(X))
+    cloned = clone(search.best_estimator_)
+    assert not hasattr(cloned[-1], "module_")
+
+
+def test_grid_search_over_hidden_layer_sizes_in_parallel():
+    X = _correlated_binary(300, 6)
+    search = GridSearchCV(
+        _fast(max_iter=10), {"hidden_layer_sizes": [(8,), (16, 16)]}, cv=2, n_jobs=2
+    ).fit(X)
+    assert len(search.cv_results_["mean_test_score"]) == 2
+    assert np.all(np.isfinite(search.cv_results_["mean_test_score"]))
+
+
+@pytest.mark.parametrize("how", ["pickle", "joblib"])
+def test_persistence_gives_identical_scores(how, tmp_path):
+    X = _two_moons_2d(200)
+    est = _fast(n_masks=3, order_agnostic=True).fit(X)
+    if how == "pickle":
+        loaded = pickle.loads(pickle.dumps(est))
+    else:
+        joblib.dump(est, tmp_path / "model.joblib")
+        loaded = joblib.load(tmp_path / "model.joblib")
+    assert_array_equal(loaded.score_samples(X), est.score_samples(X))
+    assert_array_equal(loaded.sample(5, random_state=0), est.sample(5, random_state=0))
+
+
+def test_same_seed_same_model_other_seed_other_masks():
+    X = _correlated_binary(200, 8)
+    a = _fast(n_masks=3, ordering="random", order_agnostic=True).fit(X)
+    b = _fast(n_masks=3, ordering="random", order_agnostic=True).fit(X)
+    c = _fast(n_masks=3, ordering="random", order_agnostic=True, random_state=1).fit(X)
+    assert_array_equal(a.score_samples(X), b.score_samples(X))
+    assert_array_equal(a.orderings_, b.orderings_)
+    assert not np.array_equal(a.orderings_, c.orderings_)
+    assert not torch.equal(a.module_.degrees_1, c.module_.degrees_1)
+    assert not np.array_equal(a.score_samples(X), c.score_samples(X))
+
+
+def test_fit_does_not_touch_global_random_state():
+    torch_state = torch.random.get_rng_state()
+    np_state = np.random.get_state()[1].copy()
+    _fast(max_iter=3).fit(_correlated_binary(50, 4)).sample(3, random_state=0)
+    assert torch.equal(torch.random.get_rng_state(), torch_state)
+    assert_array_equal(np.random.get_state()[1], np_state)
+
+
+def test_user_ordering_is_used():
+    est = _fast(ordering=[3, 1, 0, 2]).fit(_correlated_binary(100, 4))
+    assert_array_equal(est.orderings_, [[3, 1, 0, 2]])
+
+
+def test_pandas_and_float32_input():
+    pd = pytest.importorskip("pandas")
+    X = _two_moons_2d(200)
+    frame = pd.DataFrame(X, columns=["a", "b"])
+    est = _fast().fit(X)
+    from_frame = _fast().fit(frame)
+    assert_array_equal(from_frame.feature_names_in_, ["a", "b"])
+    assert_array_equal(from_frame.score_samples(frame), est.score_samples(X))
+    est32 = _fast().fit(X.astype(np.float32))
+    scores = est32.score_samples(X.astype(np.float32))
+    assert scores.dtype == np.float64
+    assert_allclose(scores, est.score_samples(X), rtol=1e-4)
+
+
+def test_explicit_distributions():
+    X = _correlated_binary(100, 4)
+    assert _fast().fit(X).distribution_ == "bernoulli"
+    gaussian = _fast(distribution="gaussian").fit(X + 0.01 * np.random.RandomState(0).randn(100, 4))
+    assert gaussian.distribution_ == "gaussian"
+    assert gaussian.mean_.shape == gaussian.scale_.shape == (4,)
+
+
+def test_degenerate_columns_give_finite_scores():
+    rng = np.random.RandomState(0)
+    X = np.column_stack(
+        [rng.randn(300) * 1e4, np.full(300, 7.0), rng.randint(0, 3, 300), rng.randn(300) * 1e-4]
+    )
+    est = _fast(max_iter=60).fit(X)
+    assert np.all(np.isfinite(est.loss_curve_))
+    assert np.all(np.isfinite(est.score_samples(X)))
+    assert est.scale_[1] == 1.0
+
+
+def test_one_feature():
+    X = np.random.RandomState(0).randn(300, 1) * 2 + 1
+    est = _fast(max_iter=200, learning_rate_init=1e-2).fit(X)
+    # One variable: the model is a single Gaussian, close to the sample's.
+    expected = stats.norm(X.mean(), X.std()).logpdf(X[:, 0]).mean()
+    assert abs(est.score(X) - expected) < 0.05
+
+
+# ---------------------------------------------------------------- bad input
+
+
+def _fitted():
+    return _fast(max_iter=3).fit(_correlated_binary(60, 4))
+
+
+def _state(est):
+    return (
+        est.n_features_in_,
+        est.n_iter_,
+        list(est.loss_curve_),
+        est.orderings_.copy(),
+        {k: v.clone() for k, v in est.module_.state_dict().items()},
+        getattr(est, "feature_names_in_", None),
+    )
+
+
+def _assert_same_state(a, b):
+    assert a[:3] == b[:3]
+    assert_array_equal(a[3], b[3])
+    for key in a[4]:
+        assert torch.equal(a[4][key], b[4][key])
+    assert (a[5] is None) == (b[5] is None)
+
+
+BAD_FIT_INPUT = [
+    (np.array([[0.0, 1.0, np.nan, 0.0]] * 5), {}, "NaN"),
+    (np.array([[0.0, 1.0, np.inf, 0.0]] * 5), {}, "infinity"),
+    (np.array([0.0, 1.0, 1.0]), {}, "Expected 2D array, got 1D array"),
+    (np.empty((0, 4)), {}, "0 sample"),
+    (np.ones((1, 4)), {}, "1 sample"),
+    (np.array([[0, 2, 1, 0.5]] * 4), {"distribution": "bernoulli"}, "columns \\[1, 3\\]"),
+    (np.array([["a", "b", "c", "d"]] * 4), {}, "could not convert"),
+    (_correlated_binary(5, 4), {"early_stopping": True}, "for validation"),
+    (_correlated_binary(10, 4), {"ordering": [0, 1, 2]}, "length 4"),
+    (_correlated_binary(10, 4), {"n_masks": 2, "n_eval_masks": 3}, "n_eval_masks=3"),
+]
+
+
+@pytest.mark.parametrize("X, params, match", BAD_FIT_INPUT)
+def test_bad_fit_input_raises_and_leaves_the_fitted_model_unchanged(X, params, match):
+    est = _fitted()
+    before = _state(est)
+    est.set_params(**params)
+    with pytest.raises(ValueError, match=match):
+        est.fit(X)
+    _assert_same_state(_state(est), before)
+
+
+def test_bad_fit_input_with_feature_names_keeps_feature_names():
+    pd = pytest.importorskip("pandas")
+    est = _fast(max_iter=3).fit(pd.DataFrame(_correlated_binary(60, 2), columns=["a", "b"]))
+    with pytest.raises(ValueError, match="NaN"):
+        est.fit(pd.DataFrame([[0, np.nan], [1, 0]], columns=["x", "y"]))
+    assert_array_equal(est.feature_names_in_, ["a", "b"])
+
+
+@pytest.mark.parametrize(
+    "X, match",
+    [
+        (np.ones((3, 5)), "has 5 features"),
+        (np.array([[0, 1, 0.5, 0]]), "values other than 0 and 1 in columns \\[2\\]"),
+        (np.array([[0, 1, np.nan, 0]]), "NaN"),
+        (np.empty((0, 4)), "0 sample"),
+    ],
+)
+def test_bad_score_input_raises(X, match):
+    with pytest.raises(ValueError, match=match):
+        _fitted().score_samples(X)
+
+
+def test_cuda_unavailable_is_a_clear_error():
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available here")
+    with pytest.raises(ValueError, match="torch.cuda.is_available\\(\\) is False"):
+        _fast(device="cuda").fit(_correlated_binary(20, 3))
+
+
+# ---------------------------------------------------------------- GPU
+
+
+@cuda
+def test_cuda_fit_matches_cpu_density_and_loads_on_cpu(tmp_path):
+    X = _two_moons_2d(300)
+    est = _fast(device="cuda", n_masks=2).fit(X)
+    assert next(est.module_.parameters()).device.type == "cuda"
+    joblib.dump(est, tmp_path / "gpu.joblib")
+    loaded = joblib.load(tmp_path / "gpu.joblib")
+    assert all(t.device.type == "cpu" for t in loaded.module_.state_dict().values())
+    assert_allclose(loaded.score_samples(X), est.score_samples(X), rtol=1e-5, atol=1e-5)
+    grid = np.stack(np.meshgrid(*[np.linspace(-40, 40, 401)] * 2), -1).reshape(-1, 2)
+    assert np.isfinite(est.score_samples(grid)).all()
+    assert est.sample(10, random_state=0).shape == (10, 2)

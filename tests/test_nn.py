@@ -1,0 +1,81 @@
+import numpy as np
+import pytest
+import torch
+
+from skmade._masks import make_degrees, make_orderings
+from skmade._nn import MADE
+
+
+def _made(n_features, hidden, n_masks, n_params=1, seed=0, order_agnostic=True):
+    rng = np.random.RandomState(seed)
+    orderings = make_orderings("random", n_features, n_masks, order_agnostic, rng)
+    degrees = make_degrees(orderings, hidden, rng)
+    made = MADE([torch.from_numpy(d) for d in degrees], n_params)
+    made.reset_parameters(torch.Generator().manual_seed(seed))
+    # Random biases and weights everywhere, so that a zero Jacobian entry can only
+    # come from the masks.
+    return made, orderings
+
+
+@pytest.mark.parametrize(
+    "n_features, hidden",
+    [(1, (4,)), (2, (3,)), (6, ()), (6, (16,)), (8, (3,)), (8, (12, 5)), (5, (2, 2, 9))],
+)
+@pytest.mark.parametrize("n_params", [1, 2])
+def test_autoregressive_property_for_every_mask(n_features, hidden, n_params):
+    made, orderings = _made(n_features, hidden, n_masks=4, n_params=n_params)
+    x = torch.randn(3, n_features, generator=torch.Generator().manual_seed(1))
+    for k in range(made.n_masks):
+        # Rows are independent, so summing outputs over rows keeps each row's
+        # derivatives apart: jacobian[p, d, i, j] = d params[i, p, d] / d x[i, j].
+        jacobian = torch.autograd.functional.jacobian(lambda x: made(x, k).sum(0), x)
+        dependence = jacobian.abs().sum(dim=2)  # (p, d, j)
+        position = np.empty(n_features, dtype=int)
+        position[orderings[k]] = np.arange(n_features)
+        allowed = position[None, :] < position[:, None]  # allowed[d, j]: j before d
+        for p in range(n_params):
+            assert torch.all(dependence[p][torch.from_numpy(~allowed)] == 0), (k, p)
+        np.testing.assert_array_equal(made.orderings[k].numpy(), orderings[k])
+
+
+def test_wide_network_uses_every_allowed_connection():
+    # The masks must not be stricter than necessary: with wide layers every output
+    # sees every variable before it (the test above only checks the forbidden ones).
+    made, orderings = _made(5, (200,), n_masks=1)
+    x = torch.randn(2, 5)
+    jacobian = torch.autograd.functional.jacobian(lambda x: made(x, 0).sum(0), x)
+    dependence = jacobian.abs().sum(dim=2)[0]  # (d, j)
+    position = np.empty(5, dtype=int)
+    position[orderings[0]] = np.arange(5)
+    allowed = position[None, :] < position[:, None]
+    assert torch.all(dependence[torch.from_numpy(allowed)] > 0)
+
+
+def test_narrow_layer_outputs_keep_their_bias():
+    made, _ = _made(8, (2,), n_masks=3, seed=3)
+    x = torch.zeros(1, 8)
+    with torch.no_grad():
+        made.layers[-1].bias.copy_(torch.arange(8.0))
+        for k in range(3):
+            params = made(x, k)
+            # Every output is finite and carries its bias even where no hidden unit
+            # feeds it.
+            assert torch.isfinite(params).all()
+            unfed = made.masks(k)[-1].sum(dim=1) == 0
+            assert unfed.any()
+            np.testing.assert_allclose(params[0, 0][unfed], torch.arange(8.0)[unfed])
+
+
+def test_weights_unused_by_every_mask_are_exactly_zero():
+    made, _ = _made(10, (30, 30), n_masks=2)
+    for i, layer in enumerate(made.layers):
+        used = made.masks(0)[i].bool() | made.masks(1)[i].bool()
+        assert torch.all(layer.weight[~used] == 0)
+        assert torch.all(layer.weight[used] != 0)
+
+
+def test_same_generator_seed_gives_same_weights():
+    a, _ = _made(6, (10,), n_masks=2, seed=4)
+    b, _ = _made(6, (10,), n_masks=2, seed=4)
+    for pa, pb in zip(a.parameters(), b.parameters()):
+        torch.testing.assert_close(pa, pb, rtol=0, atol=0)
