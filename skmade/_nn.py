@@ -89,6 +89,16 @@ class MADE(nn.Module):
         self.layers = nn.ModuleList(
             MaskedLinear(n_in, n_out) for n_in, n_out in zip(widths[:-1], widths[1:])
         )
+        self._mask_cache: dict = {}
+
+    # Float masks are rebuilt from degrees on demand and cached, within a memory
+    # budget: rebuilding them at every training step costs as much as a small GEMM.
+    _MASK_CACHE_ELEMENTS = 2**26
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_mask_cache"] = {}
+        return state
 
     def _degrees(self, i: int) -> Tensor:
         return getattr(self, f"degrees_{i}")
@@ -100,13 +110,24 @@ class MADE(nn.Module):
 
     def masks(self, k: int) -> list[Tensor]:
         """Float masks of mask ``k``, one ``(n_out, n_in)`` tensor per layer."""
+        weight = self.layers[0].weight
+        key = (k, weight.device, weight.dtype)
+        cached = self._mask_cache.get(key)
+        if cached is not None:
+            return cached
         n_layers = len(self.layers)
-        return [
+        masks = [
             connectivity(
                 self._degrees(i + 1)[k], self._degrees(i)[k], strict=i == n_layers - 1
-            ).to(self.layers[i].weight.dtype)
+            ).to(weight.dtype)
             for i in range(n_layers)
         ]
+        size = sum(m.numel() for m in masks)
+        in_cache = sum(m.numel() for ms in self._mask_cache.values() for m in ms)
+        if in_cache + size > self._MASK_CACHE_ELEMENTS:
+            self._mask_cache.clear()
+        self._mask_cache[key] = masks
+        return masks
 
     def reset_parameters(self, generator: torch.Generator) -> None:
         """Initialise every layer from ``generator`` (no global random state)."""
@@ -120,16 +141,50 @@ class MADE(nn.Module):
                 )
             layer.reset_parameters(generator, used)
 
+    @property
+    def premasked(self) -> bool:
+        """True when the stored weights already are the masked weights.
+
+        With a single mask, weights outside it start at zero and only ever receive
+        masked gradients (see :meth:`mask_grads`), so multiplying by the mask at every
+        call would change nothing; skipping it saves a copy and a product per layer.
+        """
+        return self.n_masks == 1
+
     def forward(self, x: Tensor, k: int = 0) -> Tensor:
         """Distribution parameters ``(n, n_params, D)`` of every conditional, mask k."""
         h = x
-        masks = self.masks(k)
-        for i, (layer, mask) in enumerate(zip(self.layers, masks)):
-            h = layer(h, mask)
-            if i < len(self.layers) - 1:
-                h = F.relu(h)
+        last = len(self.layers) - 1
+        if self.premasked:
+            for i, layer in enumerate(self.layers):
+                h = F.linear(h, layer.weight, layer.bias)
+                h = F.relu(h) if i < last else h
+        else:
+            for i, (layer, mask) in enumerate(zip(self.layers, self.masks(k))):
+                h = layer(h, mask)
+                h = F.relu(h) if i < last else h
         return h.view(x.shape[0], self.n_params, self.n_features)
 
+    @torch.no_grad()
+    def mask_grads(self, k: int, penalty_scale: float = 0.0) -> None:
+        """Finish the weights' gradients after ``backward``: mask, then add the L2 term.
+
+        Adds the gradient of ``penalty_scale * penalty(k)``, one fused update per
+        layer (cheaper than differentiating the penalty). Weights outside mask ``k``
+        get no penalty, so unused weights never decay into slow denormal floats.
+        """
+        for layer, mask in zip(self.layers, self.masks(k)):
+            if layer.weight.grad is None:
+                layer.weight.grad = torch.zeros_like(layer.weight)
+            grad = layer.weight.grad
+            if self.premasked:
+                grad.mul_(mask)
+                if penalty_scale > 0:  # the weight is zero outside the mask already
+                    grad.add_(layer.weight, alpha=2.0 * penalty_scale)
+            elif penalty_scale > 0:
+                grad.addcmul_(layer.weight, mask, value=2.0 * penalty_scale)
+
+    @torch.no_grad()
     def penalty(self, k: int = 0) -> Tensor:
         """Sum of squared weights in use under mask ``k`` (the L2 term)."""
         return sum(

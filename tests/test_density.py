@@ -467,3 +467,25 @@ def test_cuda_fit_matches_cpu_density_and_loads_on_cpu(tmp_path):
     grid = np.stack(np.meshgrid(*[np.linspace(-40, 40, 401)] * 2), -1).reshape(-1, 2)
     assert np.isfinite(est.score_samples(grid)).all()
     assert est.sample(10, random_state=0).shape == (10, 2)
+
+
+@pytest.mark.parametrize("n_masks", [1, 3])
+def test_training_keeps_unused_weights_zero_and_the_model_autoregressive(n_masks):
+    # With one mask the network skips the mask product and relies on weights
+    # outside the mask staying exactly zero through Adam and the L2 term.
+    X = _correlated_binary(300, 6)
+    est = _fast(n_masks=n_masks, order_agnostic=True, alpha=1.0, max_iter=20).fit(X)
+    module = est.module_
+    for i, layer in enumerate(module.layers):
+        used = torch.zeros_like(layer.weight, dtype=torch.bool)
+        for k in range(n_masks):
+            used |= module.masks(k)[i].bool()
+        assert torch.all(layer.weight[~used] == 0)
+    x = torch.rand(2, 6)
+    for k in range(n_masks):
+        jacobian = torch.autograd.functional.jacobian(lambda x: module(x, k).sum(0), x)
+        dependence = jacobian.abs().sum(dim=2)[0]
+        position = np.empty(6, dtype=int)
+        position[est.orderings_[k]] = np.arange(6)
+        forbidden = position[None, :] >= position[:, None]
+        assert torch.all(dependence[torch.from_numpy(forbidden)] == 0)
