@@ -39,6 +39,22 @@ def _resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+def _as_float32_tensor(A: np.ndarray, device: torch.device) -> torch.Tensor:
+    """A float32 tensor sharing memory with A where possible.
+
+    Read-only arrays (memmaps, some pandas frames) are copied: torch cannot wrap them.
+    """
+    A = np.asarray(A, dtype=np.float32)
+    if not A.flags.writeable:
+        A = A.copy()
+    return torch.as_tensor(A, device=device)
+
+
+def _weighted_mean(X: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Column means of X under row weights; a BLAS mat-vec, not a broadcast."""
+    return (weights.astype(X.dtype) @ X).astype(np.float64) / weights.sum()
+
+
 def _non_binary_columns(X: np.ndarray) -> np.ndarray:
     return np.flatnonzero(~np.all((X == 0) | (X == 1), axis=0))
 
@@ -345,16 +361,12 @@ class MADEDensity(DensityMixin, BaseEstimator):
             sample_weight, X, dtype=np.float64, ensure_non_negative=True
         )
 
-        if continuing:
-            distribution = self.distribution_
-        elif self.distribution == "auto":
-            binary = _non_binary_columns(X).size == 0
-            distribution = "bernoulli" if binary else "gaussian"
-        else:
-            distribution = self.distribution
-        if distribution == "bernoulli":
+        distribution = self.distribution_ if continuing else self.distribution
+        if distribution in ("auto", "bernoulli"):
             bad = _non_binary_columns(X)
-            if bad.size:
+            if distribution == "auto":
+                distribution = "gaussian" if bad.size else "bernoulli"
+            if distribution == "bernoulli" and bad.size:
                 raise ValueError(
                     f"X contains values other than 0 and 1 in columns "
                     f"{_describe_columns(bad)}; distribution='bernoulli' needs binary "
@@ -420,24 +432,25 @@ class MADEDensity(DensityMixin, BaseEstimator):
         n_samples, n_features = X.shape
         permutation = rng.permutation(n_samples)
         validation_rows = permutation[:n_validation]
-        train_rows = np.sort(permutation[n_validation:])
+        if n_validation:
+            X_val, weights_val = X[validation_rows], weights[validation_rows]
+            train_rows = np.sort(permutation[n_validation:])
+            X, weights = X[train_rows], weights[train_rows]
+        else:
+            X_val, weights_val = X[:0], weights[:0]
         family = FAMILIES[distribution]
 
         if not continuing:
             self.distribution_ = distribution
             if distribution == "gaussian":
-                train_weights = weights[train_rows]
-                mean = np.average(X[train_rows], axis=0, weights=train_weights)
-                variance = np.average(
-                    (X[train_rows] - mean) ** 2, axis=0, weights=train_weights
-                )
-                scale = np.sqrt(variance)
+                mean = _weighted_mean(X, weights)
+                scale = np.sqrt(_weighted_mean((X - mean) ** 2, weights))
                 scale[scale < 10 * np.finfo(np.float64).eps * np.abs(mean) + 1e-300] = 1
                 self.mean_, self.scale_ = mean, scale
             else:
                 self.mean_ = self.scale_ = None
 
-        Z = self._standardize(X)
+        Z, Z_val = self._standardize(X), self._standardize(X_val)
         if continuing:
             module = self.module_.to(device)
         else:
@@ -448,7 +461,7 @@ class MADEDensity(DensityMixin, BaseEstimator):
             module = MADE([torch.from_numpy(d) for d in degrees], family.n_params)
             module.reset_parameters(self._torch_generator(rng))
             with torch.no_grad():
-                bias = family.initial_bias(Z[train_rows], weights[train_rows])
+                bias = family.initial_bias(Z, weights)
                 module.layers[-1].bias.copy_(torch.as_tensor(bias.reshape(-1)))
             module = module.to(device)
             self.orderings_ = orderings
@@ -462,15 +475,8 @@ class MADEDensity(DensityMixin, BaseEstimator):
         if self.early_stopping and self.validation_scores_ is None:
             self.validation_scores_, self.best_validation_score_ = [], -np.inf
         self.module_ = module
-        self._train(
-            module,
-            family,
-            Z[train_rows],
-            weights[train_rows],
-            Z[validation_rows],
-            weights[validation_rows],
-            self._torch_generator(rng),
-        )
+        generator = self._torch_generator(rng)
+        self._train(module, family, Z, weights, Z_val, weights_val, generator)
         module.eval()
         return self
 
@@ -484,7 +490,7 @@ class MADEDensity(DensityMixin, BaseEstimator):
         n_train = Z.shape[0]
         batch_size = min(200, n_train) if self.batch_size == "auto" else self.batch_size
         batch_size = min(batch_size, n_train)
-        x_all = torch.as_tensor(Z, dtype=torch.float32, device=device)
+        x_all = _as_float32_tensor(Z, device)
         # Weights rescaled to mean 1: each mini-batch mean is then an unbiased
         # estimate of the weighted mean log-likelihood.
         w_all = torch.as_tensor(weights * (n_train / weights.sum()), device=device)
@@ -584,9 +590,7 @@ class MADEDensity(DensityMixin, BaseEstimator):
         n_eval = self._n_eval_masks()
         out = np.empty(Z.shape[0], dtype=np.float64)
         for start in range(0, Z.shape[0], _SCORE_CHUNK):
-            x = torch.as_tensor(
-                Z[start : start + _SCORE_CHUNK], dtype=torch.float32, device=device
-            )
+            x = _as_float32_tensor(Z[start : start + _SCORE_CHUNK], device)
             # The network runs in float32; the family's last elementwise kernels run
             # in float64. In float32 the SIMD body and the scalar tail of those
             # kernels differ by an ulp, which made a row's score depend on its

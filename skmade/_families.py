@@ -27,7 +27,7 @@ class Bernoulli:
     @staticmethod
     def initial_bias(Z: np.ndarray, weights: np.ndarray) -> np.ndarray:
         """Output bias ``(n_params, D)`` of the independent model fitted to ``Z``."""
-        mean = np.average(Z, axis=0, weights=weights)
+        mean = (weights.astype(Z.dtype) @ Z).astype(np.float64) / weights.sum()
         mean = np.clip(mean, 1e-3, 1.0 - 1e-3)
         return np.log(mean / (1.0 - mean))[None, :]
 
