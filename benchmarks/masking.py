@@ -2,9 +2,10 @@
 
 A 784-500-784 MADE (one mask) is timed against a plain ``torch.nn.Linear`` MLP with the
 same shapes, loss (Bernoulli log-likelihood), optimizer (Adam) and L2 term, on binarized
-MNIST. Measurements alternate between the two so that both see the same machine load;
-ratios of medians are reported. Also shown: the denormal trap, where a naive MADE whose
-masked-out weights are decayed by ``Adam(weight_decay=...)`` slows down epoch after epoch.
+MNIST. Measurements alternate between the two so that both see the same machine
+load; ratios of medians are reported. Also shown: the denormal trap, where a naive MADE
+whose masked-out weights are decayed by ``Adam(weight_decay=...)`` fills with denormal
+floats, which slow some processors down epoch after epoch.
 
 Run alone (another torch process on a 2-core machine distorts every number)::
 
@@ -132,7 +133,7 @@ def training_epochs(X, batch_size: int, repeats: int) -> dict:
 
 
 def denormal_trap(X, batch_size: int, epochs: int) -> dict:
-    """Per-epoch times: MADEDensity (warm starts) against a naive weight-decayed MADE."""
+    """Per-epoch times: MADEDensity (warm starts) vs a naive weight-decayed MADE."""
     made = made_estimator(batch_size, max_iter=1, warm_start=True)
     est_times = [timed_fit(made, X) for _ in range(epochs)]
 
@@ -222,7 +223,8 @@ def write_markdown(results: dict, path: Path) -> None:
         )
     score = results["scoring"]
     lines += [
-        f"| score_samples, {score['rows']} rows | {score['dense_rows_per_s']:,.0f} rows/s"
+        f"| score_samples, {score['rows']} rows | "
+        f"{score['dense_rows_per_s']:,.0f} rows/s"
         f" | {score['made_rows_per_s']:,.0f} rows/s | {score['ratio']:.2f}x |",
         f"| score_samples, 8-mask ensemble | | {score['made_8_masks_rows_per_s']:,.0f} "
         f"rows/s | {score['ratio_8_masks']:.2f}x |",
@@ -236,11 +238,17 @@ def write_markdown(results: dict, path: Path) -> None:
         "",
         "## Denormal trap: epoch times over training (alpha = 1e-4)",
         "",
-        "| epoch | " + " | ".join(str(i + 1) for i in range(len(
-            results["denormals"]["madedensity_fit_epoch_s"]))) + " |",
+        "| epoch | "
+        + " | ".join(
+            str(i + 1)
+            for i in range(len(results["denormals"]["madedensity_fit_epoch_s"]))
+        )
+        + " |",
         "|---|" + "---|" * len(results["denormals"]["madedensity_fit_epoch_s"]),
         "| MADEDensity (`fit`, warm start) | "
-        + " | ".join(f"{t:.2f}" for t in results["denormals"]["madedensity_fit_epoch_s"])
+        + " | ".join(
+            f"{t:.2f}" for t in results["denormals"]["madedensity_fit_epoch_s"]
+        )
         + " |",
         "| naive MADE, `Adam(weight_decay)` on all weights | "
         + " | ".join(
@@ -248,7 +256,8 @@ def write_markdown(results: dict, path: Path) -> None:
         )
         + " |",
         "",
-        f"After these epochs {results['denormals']['naive_masked_weights_denormal_fraction']:.0%}"
+        f"After these epochs "
+        f"{results['denormals']['naive_masked_weights_denormal_fraction']:.0%}"
         " of the naive model's masked-out first-layer weights are denormal floats; "
         f"MADEDensity has {results['denormals']['madedensity_denormal_weights']} "
         "(its unused weights are exactly zero and get neither gradient nor penalty). "

@@ -1,4 +1,7 @@
-"""Sphinx configuration (``pip install -e '.[docs]'`` then ``sphinx-build docs docs/_build``)."""
+"""Sphinx configuration.
+
+Build with ``pip install -e '.[docs]'`` then ``sphinx-build docs docs/_build``.
+"""
 
 project = "skmade"
 author = "skmade developers"

@@ -58,7 +58,9 @@ def main(output):
     X_train, X_test, _, y_test = train_test_split(
         X, digits.target, test_size=0.25, random_state=0
     )
-    print(f"Binarized 8x8 digits: {X_train.shape[0]} train, {X_test.shape[0]} test rows")
+    print(
+        f"Binarized 8x8 digits: {X_train.shape[0]} train, {X_test.shape[0]} test rows"
+    )
 
     model = MADEDensity(
         hidden_layer_sizes=(500,),
@@ -73,8 +75,10 @@ def main(output):
     start = time.perf_counter()
     model.fit(X_train)
     seconds = time.perf_counter() - start
-    print(f"Fitted MADE (1x500 units, 8 order-agnostic masks) in {seconds:.1f} s, "
-          f"{model.n_iter_} epochs, on {next(model.module_.parameters()).device}")
+    print(
+        f"Fitted MADE (1x500 units, 8 order-agnostic masks) in {seconds:.1f} s, "
+        f"{model.n_iter_} epochs, on {next(model.module_.parameters()).device}"
+    )
 
     made = model.score(X_test)
     baseline = independent_bernoulli_log_likelihood(X_train, X_test)
@@ -89,8 +93,10 @@ def main(output):
     samples = model.sample(50, random_state=0)
     save_png_grid(samples.reshape(-1, 8, 8), output / "samples.png")
     save_png_grid(X_test[:50].reshape(-1, 8, 8), output / "real.png")
-    print(f"\nWrote 50 sampled digits to {output / 'samples.png'} "
-          f"(real test digits beside them in {output / 'real.png'})")
+    print(
+        f"\nWrote 50 sampled digits to {output / 'samples.png'} "
+        f"(real test digits beside them in {output / 'real.png'})"
+    )
 
     scores = model.score_samples(X_test)
     order = np.argsort(scores)
@@ -98,8 +104,10 @@ def main(output):
     for rank, i in enumerate(order[:5], 1):
         print(f"  {rank}. test row {i:3d}, label {y_test[i]}, log p = {scores[i]:7.2f}")
     save_png_grid(X_test[order[:10]].reshape(-1, 8, 8), output / "least_likely.png")
-    print(f"  median test digit: log p = {np.median(scores):7.2f}; "
-          f"the 10 least likely are in {output / 'least_likely.png'}")
+    print(
+        f"  median test digit: log p = {np.median(scores):7.2f}; "
+        f"the 10 least likely are in {output / 'least_likely.png'}"
+    )
 
 
 if __name__ == "__main__":

@@ -245,7 +245,10 @@ class MADEDensity(DensityMixin, BaseEstimator):
         "order_agnostic": ["boolean"],
         "n_eval_masks": [Interval(Integral, 1, None, closed="left"), None],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
-        "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
+        "batch_size": [
+            StrOptions({"auto"}),
+            Interval(Integral, 1, None, closed="left"),
+        ],
         "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
         "alpha": [Interval(Real, 0, None, closed="left")],
         "early_stopping": ["boolean"],
@@ -337,7 +340,9 @@ class MADEDensity(DensityMixin, BaseEstimator):
             changed = {
                 name: (old, new)
                 for (name, old), new in zip(
-                    self._fitted_structure.items(), self._structure().values()
+                    self._fitted_structure.items(),
+                    self._structure().values(),
+                    strict=True,
                 )
                 if old != new
             }
@@ -383,7 +388,7 @@ class MADEDensity(DensityMixin, BaseEstimator):
 
         n_validation = 0
         if self.early_stopping:
-            n_validation = int(math.floor(self.validation_fraction * n_samples))
+            n_validation = math.floor(self.validation_fraction * n_samples)
             if n_validation < 1 or n_samples - n_validation < 2:
                 raise ValueError(
                     f"early_stopping=True with validation_fraction="
@@ -563,6 +568,7 @@ class MADEDensity(DensityMixin, BaseEstimator):
                 f"MADEDensity stopped at max_iter={self.max_iter} epochs before "
                 "converging. Raise max_iter or use early_stopping=True.",
                 ConvergenceWarning,
+                stacklevel=3,
             )
 
     # ------------------------------------------------------------------ inference
@@ -685,7 +691,9 @@ class MADEDensity(DensityMixin, BaseEstimator):
         """
         check_is_fitted(self)
         if isinstance(n_samples, bool) or not isinstance(n_samples, Integral):
-            raise ValueError(f"n_samples must be a positive integer; got {n_samples!r}.")
+            raise ValueError(
+                f"n_samples must be a positive integer; got {n_samples!r}."
+            )
         if n_samples < 1:
             raise ValueError(f"n_samples must be a positive integer; got {n_samples}.")
         rng = check_random_state(random_state)

@@ -50,7 +50,7 @@ class Bernoulli:
 
     @staticmethod
     def draw(params: Tensor, noise: Tensor) -> Tensor:
-        """Values from parameters ``(n, n_params)`` of one variable and uniforms ``(n,)``."""
+        """Values from one variable's parameters ``(n, n_params)`` and uniforms."""
         return (noise < torch.sigmoid(params[:, 0])).to(params.dtype)
 
 

@@ -1,13 +1,14 @@
 """Orderings and unit degrees of MADE (Germain et al. 2015, section 4).
 
-Every unit of the network gets a *degree*. Input ``j`` has degree ``k`` when it is the
-``k``-th variable of the ordering (``1 <= k <= D``). A hidden unit of degree ``m`` may only
-see inputs of degree ``<= m``, so it is a function of the first ``m`` variables of the
-ordering. Output ``d`` may only see hidden units of degree ``< degree(d)``, so it is a
-function of the variables before ``d`` in the ordering: the autoregressive property.
+Every unit of the network gets a *degree*. Input ``j`` has degree ``k`` when it is
+the ``k``-th variable of the ordering (``1 <= k <= D``). A hidden unit of degree ``m``
+may only see inputs of degree ``<= m``, so it is a function of the first ``m`` variables
+of the ordering. Output ``d`` may only see hidden units of degree ``< degree(d)``, so
+it is a function of the variables before ``d`` in the ordering: the autoregressive
+property.
 
-Everything here is plain numpy driven by a ``numpy.random.RandomState``; the torch network
-receives the finished degrees and turns them into masks.
+Everything here is plain numpy driven by a ``numpy.random.RandomState``; the torch
+network receives the finished degrees and turns them into masks.
 """
 
 from __future__ import annotations
@@ -47,8 +48,8 @@ def make_orderings(
     """Orderings of all masks, shape ``(n_masks, n_features)``.
 
     ``orderings[k, i]`` is the feature modelled ``i``-th by mask ``k``. The first mask
-    follows ``ordering``; with ``order_agnostic`` every further mask draws a fresh random
-    permutation, otherwise all masks share the first mask's ordering.
+    follows ``ordering``; with ``order_agnostic`` every further mask draws a fresh
+    random permutation, otherwise all masks share the first mask's ordering.
     """
     if isinstance(ordering, str) and ordering == "natural":
         first = np.arange(n_features)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from itertools import pairwise
 
 import torch
 import torch.nn.functional as F
@@ -83,11 +84,12 @@ class MADE(nn.Module):
         for i, layer_degrees in enumerate(degrees):
             self.register_buffer(f"degrees_{i}", torch.as_tensor(layer_degrees).long())
         self.register_buffer(
-            f"degrees_{len(degrees)}", torch.as_tensor(degrees[0]).long().repeat(1, n_params)
+            f"degrees_{len(degrees)}",
+            torch.as_tensor(degrees[0]).long().repeat(1, n_params),
         )
         widths = [d.shape[1] for d in degrees] + [n_params * n_features]
         self.layers = nn.ModuleList(
-            MaskedLinear(n_in, n_out) for n_in, n_out in zip(widths[:-1], widths[1:])
+            MaskedLinear(n_in, n_out) for n_in, n_out in pairwise(widths)
         )
         self._mask_cache: dict = {}
 
@@ -160,7 +162,9 @@ class MADE(nn.Module):
                 h = F.linear(h, layer.weight, layer.bias)
                 h = F.relu(h) if i < last else h
         else:
-            for i, (layer, mask) in enumerate(zip(self.layers, self.masks(k))):
+            for i, (layer, mask) in enumerate(
+                zip(self.layers, self.masks(k), strict=True)
+            ):
                 h = layer(h, mask)
                 h = F.relu(h) if i < last else h
         return h.view(x.shape[0], self.n_params, self.n_features)
@@ -173,7 +177,7 @@ class MADE(nn.Module):
         layer (cheaper than differentiating the penalty). Weights outside mask ``k``
         get no penalty, so unused weights never decay into slow denormal floats.
         """
-        for layer, mask in zip(self.layers, self.masks(k)):
+        for layer, mask in zip(self.layers, self.masks(k), strict=True):
             if layer.weight.grad is None:
                 layer.weight.grad = torch.zeros_like(layer.weight)
             grad = layer.weight.grad
@@ -189,5 +193,5 @@ class MADE(nn.Module):
         """Sum of squared weights in use under mask ``k`` (the L2 term)."""
         return sum(
             (layer.weight * mask).square().sum()
-            for layer, mask in zip(self.layers, self.masks(k))
+            for layer, mask in zip(self.layers, self.masks(k), strict=True)
         )

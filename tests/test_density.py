@@ -123,7 +123,9 @@ def test_density_is_in_the_units_of_x():
 # ---------------------------------------------------------------- sampling
 
 
-@pytest.mark.parametrize("params", [dict(n_masks=1), dict(n_masks=5, order_agnostic=True)])
+@pytest.mark.parametrize(
+    "params", [dict(n_masks=1), dict(n_masks=5, order_agnostic=True)]
+)
 def test_binary_samples_follow_the_model(params):
     X = _correlated_binary(500, 4)
     est = _fast(**params).fit(X)
@@ -169,7 +171,9 @@ def test_gaussian_samples_match_the_data():
 def test_sample_is_reproducible_and_validates_n_samples():
     est = _fast().fit(_correlated_binary(100, 5))
     assert_array_equal(est.sample(7, random_state=3), est.sample(7, random_state=3))
-    assert not np.array_equal(est.sample(50, random_state=3), est.sample(50, random_state=4))
+    assert not np.array_equal(
+        est.sample(50, random_state=3), est.sample(50, random_state=4)
+    )
     for bad in [0, -2, 1.5, True]:
         with pytest.raises(ValueError, match="n_samples must be a positive integer"):
             est.sample(bad)
@@ -276,7 +280,9 @@ def test_sample_weight_matches_duplicated_rows_in_expectation():
 def test_pipeline_grid_search_and_clone():
     X = _two_moons_2d(300)
     pipe = make_pipeline(StandardScaler(), _fast(max_iter=20))
-    search = GridSearchCV(pipe, {"madedensity__hidden_layer_sizes": [(4,), (32,)]}, cv=3)
+    search = GridSearchCV(
+        pipe, {"madedensity__hidden_layer_sizes": [(4,), (32,)]}, cv=3
+    )
     search.fit(X)
     assert search.best_params_["madedensity__hidden_layer_sizes"] in [(4,), (32,)]
     assert np.isfinite(search.best_score_)
@@ -321,10 +327,10 @@ def test_same_seed_same_model_other_seed_other_masks():
 
 def test_fit_does_not_touch_global_random_state():
     torch_state = torch.random.get_rng_state()
-    np_state = np.random.get_state()[1].copy()
+    np_state = np.random.get_state()[1].copy()  # noqa: NPY002
     _fast(max_iter=3).fit(_correlated_binary(50, 4)).sample(3, random_state=0)
     assert torch.equal(torch.random.get_rng_state(), torch_state)
-    assert_array_equal(np.random.get_state()[1], np_state)
+    assert_array_equal(np.random.get_state()[1], np_state)  # noqa: NPY002
 
 
 def test_user_ordering_is_used():
@@ -349,7 +355,9 @@ def test_pandas_and_float32_input():
 def test_explicit_distributions():
     X = _correlated_binary(100, 4)
     assert _fast().fit(X).distribution_ == "bernoulli"
-    gaussian = _fast(distribution="gaussian").fit(X + 0.01 * np.random.RandomState(0).randn(100, 4))
+    gaussian = _fast(distribution="gaussian").fit(
+        X + 0.01 * np.random.RandomState(0).randn(100, 4)
+    )
     assert gaussian.distribution_ == "gaussian"
     assert gaussian.mean_.shape == gaussian.scale_.shape == (4,)
 
@@ -357,7 +365,12 @@ def test_explicit_distributions():
 def test_degenerate_columns_give_finite_scores():
     rng = np.random.RandomState(0)
     X = np.column_stack(
-        [rng.randn(300) * 1e4, np.full(300, 7.0), rng.randint(0, 3, 300), rng.randn(300) * 1e-4]
+        [
+            rng.randn(300) * 1e4,
+            np.full(300, 7.0),
+            rng.randint(0, 3, 300),
+            rng.randn(300) * 1e-4,
+        ]
     )
     est = _fast(max_iter=60).fit(X)
     assert np.all(np.isfinite(est.loss_curve_))
@@ -405,7 +418,11 @@ BAD_FIT_INPUT = [
     (np.array([0.0, 1.0, 1.0]), {}, "Expected 2D array, got 1D array"),
     (np.empty((0, 4)), {}, "0 sample"),
     (np.ones((1, 4)), {}, "1 sample"),
-    (np.array([[0, 2, 1, 0.5]] * 4), {"distribution": "bernoulli"}, "columns \\[1, 3\\]"),
+    (
+        np.array([[0, 2, 1, 0.5]] * 4),
+        {"distribution": "bernoulli"},
+        "columns \\[1, 3\\]",
+    ),
     (np.array([["a", "b", "c", "d"]] * 4), {}, "could not convert"),
     (_correlated_binary(5, 4), {"early_stopping": True}, "for validation"),
     (_correlated_binary(10, 4), {"ordering": [0, 1, 2]}, "length 4"),
@@ -425,7 +442,9 @@ def test_bad_fit_input_raises_and_leaves_the_fitted_model_unchanged(X, params, m
 
 def test_bad_fit_input_with_feature_names_keeps_feature_names():
     pd = pytest.importorskip("pandas")
-    est = _fast(max_iter=3).fit(pd.DataFrame(_correlated_binary(60, 2), columns=["a", "b"]))
+    est = _fast(max_iter=3).fit(
+        pd.DataFrame(_correlated_binary(60, 2), columns=["a", "b"])
+    )
     with pytest.raises(ValueError, match="NaN"):
         est.fit(pd.DataFrame([[0, np.nan], [1, 0]], columns=["x", "y"]))
     assert_array_equal(est.feature_names_in_, ["a", "b"])
@@ -448,7 +467,7 @@ def test_bad_score_input_raises(X, match):
 def test_cuda_unavailable_is_a_clear_error():
     if torch.cuda.is_available():
         pytest.skip("CUDA is available here")
-    with pytest.raises(ValueError, match="torch.cuda.is_available\\(\\) is False"):
+    with pytest.raises(ValueError, match=r"torch.cuda.is_available\(\) is False"):
         _fast(device="cuda").fit(_correlated_binary(20, 3))
 
 
@@ -483,7 +502,9 @@ def test_training_keeps_unused_weights_zero_and_the_model_autoregressive(n_masks
         assert torch.all(layer.weight[~used] == 0)
     x = torch.rand(2, 6)
     for k in range(n_masks):
-        jacobian = torch.autograd.functional.jacobian(lambda x: module(x, k).sum(0), x)
+        jacobian = torch.autograd.functional.jacobian(
+            lambda x, k=k: module(x, k).sum(0), x
+        )
         dependence = jacobian.abs().sum(dim=2)[0]
         position = np.empty(6, dtype=int)
         position[est.orderings_[k]] = np.arange(6)

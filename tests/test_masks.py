@@ -1,3 +1,5 @@
+from itertools import pairwise
+
 import numpy as np
 import pytest
 
@@ -17,7 +19,7 @@ def test_hidden_degrees_respect_the_paper_range(hidden, n_features):
     orderings = make_orderings("random", n_features, 4, True, rng)
     degrees = make_degrees(orderings, hidden, rng)
     assert [d.shape for d in degrees] == [(4, n_features)] + [(4, h) for h in hidden]
-    for previous, layer in zip(degrees[:-1], degrees[1:]):
+    for previous, layer in pairwise(degrees):
         low = previous.min(axis=1, keepdims=True)
         assert np.all(layer >= low)
         assert np.all(layer <= max(n_features - 1, 1))

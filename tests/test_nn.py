@@ -19,7 +19,15 @@ def _made(n_features, hidden, n_masks, n_params=1, seed=0, order_agnostic=True):
 
 @pytest.mark.parametrize(
     "n_features, hidden",
-    [(1, (4,)), (2, (3,)), (6, ()), (6, (16,)), (8, (3,)), (8, (12, 5)), (5, (2, 2, 9))],
+    [
+        (1, (4,)),
+        (2, (3,)),
+        (6, ()),
+        (6, (16,)),
+        (8, (3,)),
+        (8, (12, 5)),
+        (5, (2, 2, 9)),
+    ],
 )
 @pytest.mark.parametrize("n_params", [1, 2])
 def test_autoregressive_property_for_every_mask(n_features, hidden, n_params):
@@ -28,7 +36,9 @@ def test_autoregressive_property_for_every_mask(n_features, hidden, n_params):
     for k in range(made.n_masks):
         # Rows are independent, so summing outputs over rows keeps each row's
         # derivatives apart: jacobian[p, d, i, j] = d params[i, p, d] / d x[i, j].
-        jacobian = torch.autograd.functional.jacobian(lambda x: made(x, k).sum(0), x)
+        jacobian = torch.autograd.functional.jacobian(
+            lambda x, k=k: made(x, k).sum(0), x
+        )
         dependence = jacobian.abs().sum(dim=2)  # (p, d, j)
         position = np.empty(n_features, dtype=int)
         position[orderings[k]] = np.arange(n_features)
@@ -77,5 +87,5 @@ def test_weights_unused_by_every_mask_are_exactly_zero():
 def test_same_generator_seed_gives_same_weights():
     a, _ = _made(6, (10,), n_masks=2, seed=4)
     b, _ = _made(6, (10,), n_masks=2, seed=4)
-    for pa, pb in zip(a.parameters(), b.parameters()):
+    for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
         torch.testing.assert_close(pa, pb, rtol=0, atol=0)
