@@ -81,9 +81,9 @@ class MADEDensity(DensityMixin, BaseEstimator):
 
     Parameters
     ----------
-    hidden_layer_sizes : array-like of shape (n_layers,), default=(100,)
-        Width of each hidden layer. ``()`` gives a network without hidden layers: a
-        logistic (or linear-Gaussian) autoregressive model.
+    hidden_layer_sizes : int or array-like of shape (n_layers,), default=(100,)
+        Width of each hidden layer (an int means one layer). ``()`` gives a network
+        without hidden layers: a logistic (or linear-Gaussian) autoregressive model.
 
     distribution : {'auto', 'bernoulli', 'gaussian'}, default='auto'
         Family of the conditionals. ``'bernoulli'`` needs binary (0/1) data;
@@ -238,7 +238,10 @@ class MADEDensity(DensityMixin, BaseEstimator):
     """
 
     _parameter_constraints: dict = {
-        "hidden_layer_sizes": ["array-like"],
+        "hidden_layer_sizes": [
+            "array-like",
+            Interval(Integral, 1, None, closed="left"),
+        ],
         "distribution": [StrOptions({"auto", "bernoulli", "gaussian"})],
         "ordering": [StrOptions({"natural", "random"}), "array-like"],
         "n_masks": [Interval(Integral, 1, None, closed="left")],
@@ -612,6 +615,8 @@ class MADEDensity(DensityMixin, BaseEstimator):
         return out + self._log_jacobian()
 
     def _mean_log_likelihood(self, Z: np.ndarray, weights: np.ndarray) -> float:
+        # Validation rows that all carry zero weight still get a (plain) mean.
+        weights = weights if weights.sum() > 0 else None
         return float(np.average(self._log_likelihood(Z), weights=weights))
 
     def _check_X(self, X) -> np.ndarray:

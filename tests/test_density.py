@@ -333,6 +333,19 @@ def test_fit_does_not_touch_global_random_state():
     assert_array_equal(np.random.get_state()[1], np_state)  # noqa: NPY002
 
 
+def test_hidden_layer_sizes_accepts_an_int_like_mlp():
+    est = _fast(hidden_layer_sizes=12).fit(_correlated_binary(50, 4))
+    assert est.module_.layers[0].out_features == 12
+
+
+def test_early_stopping_with_zero_weight_validation_rows():
+    X = _correlated_binary(40, 4)
+    weights = np.r_[np.ones(20), np.zeros(20)]
+    est = _fast(early_stopping=True, validation_fraction=0.25, max_iter=5)
+    est.fit(X, sample_weight=weights)
+    assert np.all(np.isfinite(est.validation_scores_))
+
+
 def test_user_ordering_is_used():
     est = _fast(ordering=[3, 1, 0, 2]).fit(_correlated_binary(100, 4))
     assert_array_equal(est.orderings_, [[3, 1, 0, 2]])
