@@ -49,9 +49,14 @@ class Bernoulli:
         return torch.rand(shape, generator=generator)
 
     @staticmethod
-    def draw(params: Tensor, noise: Tensor) -> Tensor:
+    def threshold(noise: Tensor) -> Tensor:
+        """``logit(u)``: a one is drawn where the logit exceeds it (``u < p``)."""
+        return torch.logit(noise)
+
+    @classmethod
+    def draw(cls, params: Tensor, noise: Tensor) -> Tensor:
         """Values from one variable's parameters ``(n, n_params)`` and uniforms."""
-        return (noise < torch.sigmoid(params[:, 0])).to(params.dtype)
+        return (params[:, 0] > cls.threshold(noise)).to(params.dtype)
 
 
 class Gaussian:
