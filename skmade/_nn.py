@@ -92,6 +92,7 @@ class MADE(nn.Module):
             MaskedLinear(n_in, n_out) for n_in, n_out in pairwise(widths)
         )
         self._mask_cache: dict = {}
+        self._plan_cache: dict = {}  # incremental-sampling plans (skmade._sampling)
 
     # Float masks are rebuilt from degrees on demand and cached, within a memory
     # budget: rebuilding them at every training step costs as much as a small GEMM.
@@ -100,6 +101,7 @@ class MADE(nn.Module):
     def __getstate__(self):
         state = self.__dict__.copy()
         state["_mask_cache"] = {}
+        state["_plan_cache"] = {}
         return state
 
     def _degrees(self, i: int) -> Tensor:

@@ -1,8 +1,8 @@
 """Exact ancestral sampling from one MADE mask: a naive and an incremental sampler.
 
-Both draw variable ``ordering[i]`` at step ``i`` from its conditional given the values
-drawn before it, using ``noise[:, d]`` as the randomness for variable ``d``: with the same
-noise they produce the same rows.
+Both draw variable ``ordering[i]`` at step ``i`` from its conditional given the
+values drawn before it, using ``noise[:, d]`` as the randomness for variable ``d``: with
+the same noise they produce the same rows.
 """
 
 from __future__ import annotations
@@ -33,6 +33,83 @@ def _degree_ends(degrees: Tensor, n_features: int) -> list[int]:
     return [0, *torch.cumsum(counts, 0)[1:].tolist()][: n_features + 1]
 
 
+class _Plan:
+    """Everything incremental sampling from one mask needs that does not depend on n.
+
+    Hidden units are sorted by degree (inputs by position), weights reordered to match
+    and cut into the slices each step uses, so that the sampling loop does nothing
+    but products, activations and draws.
+    """
+
+    def __init__(self, made: MADE, k: int) -> None:
+        n_features, n_params = made.n_features, made.n_params
+        layers = made.layers
+        n_hidden = len(layers) - 1
+        masks = made.masks(k)
+        self.order = made.orderings[k]
+        self.widths = [layer.out_features for layer in layers[:-1]]
+
+        weights, biases, ends = [], [], []
+        columns = self.order  # inputs in the order they are drawn
+        for i in range(n_hidden):
+            degrees = made._degrees(i + 1)[k]
+            units = torch.argsort(degrees, stable=True)
+            weights.append((layers[i].weight * masks[i])[units][:, columns])
+            biases.append(layers[i].bias[units, None])
+            ends.append(_degree_ends(degrees, n_features))
+            columns = units
+        # Output rows p * D + ordering[i] for position i, stacked position-major.
+        parameters = torch.arange(n_params, device=self.order.device)
+        rows = (parameters[None, :] * n_features + self.order[:, None]).reshape(-1)
+        out_weight = (layers[-1].weight * masks[-1])[rows][:, columns]
+        self.out_bias = layers[-1].bias[rows][:, None]  # (D * P, 1)
+        # visible[i]: units of the last hidden layer (or inputs) position i sees.
+        visible = ends[-1] if n_hidden else list(range(n_features + 1))
+
+        # The output of position i sees the last layer's units of degree <= i. When
+        # no unit has degree i + 1, positions i and i + 1 see the same units and do
+        # not depend on each other: a run of such positions is drawn in one step.
+        self.runs = []
+        done = 0  # units of degree <= done are computed before this run
+        start = 0
+        while start < n_features:
+            stop = start + 1
+            while stop < n_features and visible[stop] == visible[start]:
+                stop += 1
+            hidden = []
+            for layer in range(n_hidden):
+                first, last = ends[layer][done], ends[layer][start]
+                if last > first:  # units of degree in (done, start]: inputs < start
+                    n_inputs = start if layer == 0 else ends[layer - 1][start]
+                    hidden.append(
+                        (
+                            layer,
+                            first,
+                            last,
+                            n_inputs,
+                            weights[layer][first:last, :n_inputs],
+                            biases[layer][first:last],
+                        )
+                    )
+            outputs = slice(start * n_params, stop * n_params)
+            seen = visible[start]
+            self.runs.append((start, stop, seen, hidden, out_weight[outputs, :seen]))
+            done = start
+            start = stop
+
+
+def _plan(made: MADE, k: int) -> _Plan:
+    """The cached plan of mask ``k``, rebuilt whenever a parameter has changed."""
+    weight = made.layers[0].weight
+    versions = tuple(p._version for p in made.parameters())
+    key = (k, weight.device, weight.dtype)
+    cached = made._plan_cache.get(key)
+    if cached is None or cached[0] != versions:
+        cached = (versions, _Plan(made, k))
+        made._plan_cache[key] = cached
+    return cached[1]
+
+
 @torch.no_grad()
 def sample_incremental(made: MADE, family, k: int, noise: Tensor) -> Tensor:
     """Draw ``noise.shape[0]`` rows from mask ``k`` at about the cost of one pass.
@@ -40,83 +117,45 @@ def sample_incremental(made: MADE, family, k: int, noise: Tensor) -> Tensor:
     A hidden unit of degree ``m`` depends only on the first ``m`` variables of the
     ordering, so once those are drawn it never changes. With the units of every layer
     sorted by degree (and the inputs by position), the masked weights are
-    block-triangular: at step ``i`` only the units of degree exactly ``i`` are new,
-    and they need only the first columns of their rows. Each unit is computed once,
-    then the next variable's parameters are one small product with the units already
-    known. The work is one forward pass in ``D`` slices plus ``D`` draws.
+    block-triangular: each unit is computed once, as a slice of one product, as soon
+    as its variables are drawn, and each run of mutually independent positions is
+    drawn in one step (see :class:`_Plan`). The work is one forward pass in slices
+    plus one small step per distinct degree of the last hidden layer.
 
     Everything is kept transposed, ``(units, rows)``, so that a block of units is a
     contiguous row slice that matrix products can write into directly.
     """
+    plan = _plan(made, k)
     n_samples, n_features = noise.shape
-    layers = made.layers
-    n_hidden = len(layers) - 1
     n_params = made.n_params
-    order = made.orderings[k]
-    masks = made.masks(k)
-
-    # Hidden layers: units sorted by degree; columns follow the previous layer's sort.
-    weights, biases, ends = [], [], []
-    columns = order  # inputs in the order they are drawn
-    for i in range(n_hidden):
-        degrees = made._degrees(i + 1)[k]
-        units = torch.argsort(degrees, stable=True)
-        weight = layers[i].weight * masks[i]
-        weights.append(weight[units][:, columns].contiguous())
-        biases.append(layers[i].bias[units, None])
-        ends.append(_degree_ends(degrees, n_features))
-        columns = units
-    # Output layer: the rows of variable ordering[i] (one per parameter) at index i.
-    rows = (torch.arange(n_params, device=order.device)[None, :] * n_features) + order[
-        :, None
-    ]
-    out_weight = (layers[-1].weight * masks[-1])[rows.reshape(-1)][:, columns]
-    out_weight = out_weight.reshape(n_features, n_params, -1)
-    out_bias = layers[-1].bias[rows][:, :, None]  # (D, P, 1)
-    # Units the output of step i may see: degree <= i in the last hidden layer (or
-    # the first i inputs without hidden layers).
-    visible = ends[-1] if n_hidden else list(range(n_features + 1))
-
-    x_t = torch.zeros(n_features, n_samples, dtype=noise.dtype, device=noise.device)
-    hidden_t = [
-        torch.zeros(w.shape[0], n_samples, dtype=noise.dtype, device=noise.device)
-        for w in weights
-    ]
-    last_t = hidden_t[-1] if n_hidden else x_t
-    noise_t = noise[:, order].T.contiguous()
+    options = {"dtype": noise.dtype, "device": noise.device}
+    x_t = torch.zeros(n_features, n_samples, **options)
+    hidden_t = [torch.zeros(width, n_samples, **options) for width in plan.widths]
+    last_t = hidden_t[-1] if hidden_t else x_t
+    noise_t = noise[:, plan.order].T.contiguous()
     threshold = getattr(family, "threshold", None)
+    out_bias = plan.out_bias
     if threshold is not None:
         # x = [logit > t(noise)] = [(bias - t(noise)) + W h > 0]: folding the noise
-        # into the bias makes a draw one product and one in-place comparison.
-        out_bias = out_bias - threshold(noise_t)[:, None, :]
+        # into the bias makes a run of draws one product and one comparison.
+        out_bias = out_bias - threshold(noise_t)
 
-    for i in range(n_features):
-        if i:
-            for layer in range(n_hidden):
-                start, stop = ends[layer][i - 1], ends[layer][i]
-                if stop > start:
-                    inputs = (
-                        x_t[:i]
-                        if layer == 0
-                        else hidden_t[layer - 1][: ends[layer - 1][i]]
-                    )
-                    block = hidden_t[layer][start:stop]
-                    torch.addmm(
-                        biases[layer][start:stop],
-                        weights[layer][start:stop, : inputs.shape[0]],
-                        inputs,
-                        out=block,
-                    )
-                    block.relu_()
-        seen = visible[i]
+    for start, stop, seen, hidden, out_weight in plan.runs:
+        for layer, first, last, n_inputs, weight, bias in hidden:
+            inputs = x_t if layer == 0 else hidden_t[layer - 1]
+            block = hidden_t[layer][first:last]
+            torch.addmm(bias, weight, inputs[:n_inputs], out=block)
+            block.relu_()
+        outputs = out_bias[start * n_params : stop * n_params]
         if threshold is not None:
-            row = x_t[i : i + 1]
-            torch.addmm(out_bias[i], out_weight[i, :, :seen], last_t[:seen], out=row)
-            row.gt_(0)
+            draws = x_t[start:stop]
+            torch.addmm(outputs, out_weight, last_t[:seen], out=draws)
+            draws.gt_(0)
         else:
-            params = torch.addmm(out_bias[i], out_weight[i, :, :seen], last_t[:seen])
-            x_t[i] = family.draw(params.T, noise_t[i])
+            params = torch.addmm(outputs, out_weight, last_t[:seen])
+            params = params.view(stop - start, n_params, n_samples)
+            x_t[start:stop] = family.draw(params, noise_t[start:stop])
 
     x = torch.empty_like(noise)
-    x[:, order] = x_t.T
+    x[:, plan.order] = x_t.T
     return x

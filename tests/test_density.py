@@ -523,3 +523,18 @@ def test_training_keeps_unused_weights_zero_and_the_model_autoregressive(n_masks
         position[est.orderings_[k]] = np.arange(6)
         forbidden = position[None, :] >= position[:, None]
         assert torch.all(dependence[torch.from_numpy(forbidden)] == 0)
+
+
+def test_warm_start_then_sample_uses_the_new_weights():
+    X = _correlated_binary(300, 6)
+    est = _fast(max_iter=2, warm_start=True).fit(X)
+    first = est.sample(2000, random_state=0)
+    est.set_params(max_iter=150, learning_rate_init=1e-2).fit(X)
+    second = est.sample(2000, random_state=0)
+    assert not np.array_equal(first, second)
+    # The samples now follow the retrained model: chi-square against its density.
+    codes = second @ (2 ** np.arange(5, -1, -1))
+    observed = np.bincount(codes.astype(int), minlength=64)
+    expected = np.exp(est.score_samples(_all_binary_vectors(6)))
+    _, p_value = stats.chisquare(observed, expected * observed.sum() / expected.sum())
+    assert p_value > 1e-3

@@ -81,6 +81,18 @@ def test_premasked_single_mask_network():
     )
 
 
+def test_cached_plan_follows_weight_changes():
+    made = _made(8, (10, 6), Bernoulli, n_masks=2)
+    noise = Bernoulli.noise((300, 8), torch.Generator().manual_seed(6)).double()
+    before = sample_incremental(made, Bernoulli, 1, noise)
+    with torch.no_grad():  # in place, as an optimizer step or load_state_dict does
+        made.layers[-1].bias.sub_(2.0)
+        made.layers[0].weight.mul_(-1.0)
+    after = sample_incremental(made, Bernoulli, 1, noise)
+    assert_array_equal(after.numpy(), sample_naive(made, Bernoulli, 1, noise).numpy())
+    assert not torch.equal(after, before)
+
+
 def test_incremental_sampler_follows_the_noise():
     # Draws respond to the noise (no constant output) and a single row works.
     made = _made(6, (12,), Bernoulli)
