@@ -27,6 +27,7 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m benchmarks.masking
+	$(PY) -m benchmarks.sampling
 
 clean:
 	rm -rf $(VENV) demo_output .pytest_cache .ruff_cache

@@ -711,13 +711,16 @@ class MADEDensity(DensityMixin, BaseEstimator):
         device = next(module.parameters()).device
         mask_of_row = rng.randint(self._n_eval_masks(), size=n_samples)
         noise = family.noise((n_samples, module.n_features), self._torch_generator(rng))
-        Z = torch.empty_like(noise)
-        for k in np.unique(mask_of_row):
-            rows = torch.from_numpy(np.flatnonzero(mask_of_row == k))
-            Z[rows] = sample_incremental(
-                module, family, int(k), noise[rows].to(device)
-            ).cpu()
-        X = Z.double().numpy()
+        noise = noise.to(device)
+        masks_used = np.unique(mask_of_row)
+        if masks_used.size == 1:  # one batch: no gathering and scattering of rows
+            Z = sample_incremental(module, family, int(masks_used[0]), noise)
+        else:
+            Z = torch.empty_like(noise)
+            for k in masks_used:
+                rows = torch.from_numpy(np.flatnonzero(mask_of_row == k)).to(device)
+                Z[rows] = sample_incremental(module, family, int(k), noise[rows])
+        X = Z.cpu().double().numpy()
         if self.distribution_ == "gaussian":
             X = X * self.scale_ + self.mean_
         return X
