@@ -1,6 +1,7 @@
 """skmade: MADE density estimators with the scikit-learn API, in PyTorch."""
 
 from ._density import MADEDensity
+from ._outlier import MADEOutlierDetector
 
-__all__ = ["MADEDensity"]
+__all__ = ["MADEDensity", "MADEOutlierDetector"]
 __version__ = "0.1.0.dev0"

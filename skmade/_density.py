@@ -23,6 +23,7 @@ from ._families import FAMILIES
 from ._masks import check_ordering, make_degrees, make_orderings
 from ._nn import MADE
 from ._sampling import sample_incremental
+from ._utils import restore_on_error
 
 # Rows per forward pass when scoring: bounds memory on large X, big enough for speed.
 _SCORE_CHUNK = 8192
@@ -425,15 +426,8 @@ class MADEDensity(DensityMixin, BaseEstimator):
         self : object
             The fitted estimator.
         """
-        # Validation must leave a fitted estimator untouched when it fails, and
-        # validate_data records feature names as it goes: restore on error.
-        snapshot = dict(self.__dict__)
-        try:
+        with restore_on_error(self):
             checked = self._check_fit_input(X, sample_weight)
-        except Exception:
-            self.__dict__.clear()
-            self.__dict__.update(snapshot)
-            raise
         X, weights, hidden, distribution, n_validation, device, continuing = checked
 
         rng = check_random_state(self.random_state)
@@ -649,6 +643,68 @@ class MADEDensity(DensityMixin, BaseEstimator):
         """
         X = self._check_X(X)
         return self._log_likelihood(self._standardize(X))
+
+    @torch.no_grad()
+    def score_features(self, X):
+        """Per-feature contributions to each row's log-density, in nats.
+
+        For one mask these are the autoregressive conditionals
+        ``log p(x_d | x_<d)`` in that mask's ordering (plus, for Gaussian data, the
+        feature's own ``-log scale_[d]``), and a row's contributions sum to its
+        :meth:`score_samples`. A low value means the feature is unlikely given the
+        features before it: the place to look when a row is anomalous.
+
+        For an ensemble of ``K`` masks, each mask's conditionals are weighted by the
+        mask's posterior responsibility for the row, ``w_k = p_k(x) / sum_j p_j(x)``
+        (the masks that explain the row best count most). The weighted conditionals
+        sum to ``sum_k w_k log p_k(x)``, which exceeds ``log p(x)`` by
+        ``log K - H(w)`` (between 0 and ``log K``); that difference is subtracted
+        evenly from every feature of the row, so that rows still sum to
+        :meth:`score_samples` and the ranking of features within a row is unchanged.
+
+        For continuous data the contributions are log-densities in each feature's
+        units, so they compare across rows of one feature; to compare features with
+        each other, subtract each feature's typical contribution (as
+        :meth:`MADEOutlierDetector.score_features` does).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Rows to explain.
+
+        Returns
+        -------
+        contributions : ndarray of shape (n_samples, n_features)
+            Contribution of each feature (in the column order of X).
+        """
+        X = self._check_X(X)
+        Z = self._standardize(X)
+        module = self.module_
+        module.eval()
+        family = FAMILIES[self.distribution_]
+        device = next(module.parameters()).device
+        n_eval = self._n_eval_masks()
+        n_features = Z.shape[1]
+        # Bound the (masks, rows, features) float64 block to about 128 MB.
+        chunk = max(1, 2**24 // (n_eval * n_features))
+        out = np.empty(Z.shape, dtype=np.float64)
+        for start in range(0, Z.shape[0], chunk):
+            x = _as_float32_tensor(Z[start : start + chunk], device)
+            per_mask = torch.stack(
+                [
+                    family.log_prob(module(x, k), x, dtype=torch.float64)
+                    for k in range(n_eval)
+                ]
+            )  # (K, n, D)
+            totals = per_mask.sum(dim=2)
+            responsibility = torch.softmax(totals, dim=0)
+            weighted = (responsibility[:, :, None] * per_mask).sum(dim=0)
+            log_density = torch.logsumexp(totals, dim=0) - math.log(n_eval)
+            weighted += ((log_density - weighted.sum(dim=1)) / n_features)[:, None]
+            out[start : start + x.shape[0]] = weighted.cpu().numpy()
+        if self.distribution_ == "gaussian":
+            out -= np.log(self.scale_)
+        return out
 
     def score(self, X, y=None):
         """Mean log-likelihood of the rows of X.
