@@ -337,9 +337,9 @@ class MADEDensity(DensityMixin, BaseEstimator):
             "order_agnostic": self.order_agnostic,
         }
 
-    def _check_fit_input(self, X, sample_weight):
+    def _check_fit_input(self, X, sample_weight, incremental):
         """Validate everything before any work; returns what training needs."""
-        continuing = self.warm_start and hasattr(self, "module_")
+        continuing = (self.warm_start or incremental) and hasattr(self, "module_")
         if continuing:
             changed = {
                 name: (old, new)
@@ -391,7 +391,7 @@ class MADEDensity(DensityMixin, BaseEstimator):
             )
 
         n_validation = 0
-        if self.early_stopping:
+        if self.early_stopping and not incremental:
             n_validation = math.floor(self.validation_fraction * n_samples)
             if n_validation < 1 or n_samples - n_validation < 2:
                 raise ValueError(
@@ -426,11 +426,48 @@ class MADEDensity(DensityMixin, BaseEstimator):
         self : object
             The fitted estimator.
         """
+        return self._fit(X, sample_weight, incremental=False)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y=None, sample_weight=None):
+        """Train for one epoch over X, continuing from the current state.
+
+        The first call initializes the model from X (standardization, masks,
+        weights) as :meth:`fit` would; later calls keep the network, the optimizer's
+        state and the shuffling stream. ``early_stopping`` is not applied: call
+        :meth:`score` on your own validation data between calls, and change
+        ``learning_rate_init`` with :meth:`set_params` between calls for a schedule
+        (the optimizer picks up the new rate).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data for this epoch.
+
+        y : Ignored
+            Not used, present for API consistency by convention.
+
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weight of each row in the log-likelihood.
+
+        Returns
+        -------
+        self : object
+            The updated estimator.
+        """
+        return self._fit(X, sample_weight, incremental=True)
+
+    def _fit(self, X, sample_weight, incremental):
         with restore_on_error(self):
-            checked = self._check_fit_input(X, sample_weight)
+            checked = self._check_fit_input(X, sample_weight, incremental)
         X, weights, hidden, distribution, n_validation, device, continuing = checked
 
-        rng = check_random_state(self.random_state)
+        if incremental:  # one random stream across calls: new shuffles each epoch
+            if not continuing or not hasattr(self, "_incremental_rng"):
+                self._incremental_rng = check_random_state(self.random_state)
+            rng = self._incremental_rng
+        else:
+            rng = check_random_state(self.random_state)
         n_samples, n_features = X.shape
         permutation = rng.permutation(n_samples)
         validation_rows = permutation[:n_validation]
@@ -478,7 +515,9 @@ class MADEDensity(DensityMixin, BaseEstimator):
             self.validation_scores_, self.best_validation_score_ = [], -np.inf
         self.module_ = module
         generator = self._torch_generator(rng)
-        self._train(module, family, Z, weights, Z_val, weights_val, generator)
+        self._train(
+            module, family, Z, weights, Z_val, weights_val, generator, incremental
+        )
         module.eval()
         return self
 
@@ -487,7 +526,9 @@ class MADEDensity(DensityMixin, BaseEstimator):
         seed = int(rng.randint(np.iinfo(np.int32).max))
         return torch.Generator().manual_seed(seed)
 
-    def _train(self, module, family, Z, weights, Z_val, weights_val, generator):
+    def _train(
+        self, module, family, Z, weights, Z_val, weights_val, generator, incremental
+    ):
         device = next(module.parameters()).device
         n_train = Z.shape[0]
         batch_size = min(200, n_train) if self.batch_size == "auto" else self.batch_size
@@ -497,14 +538,24 @@ class MADEDensity(DensityMixin, BaseEstimator):
         # estimate of the weighted mean log-likelihood.
         w_all = torch.as_tensor(weights * (n_train / weights.sum()), device=device)
         w_all = w_all.to(torch.float32)
-        optimizer = torch.optim.Adam(module.parameters(), lr=self.learning_rate_init)
+        optimizer = getattr(self, "_optimizer", None) if incremental else None
+        if optimizer is None or optimizer.param_groups[0]["params"][0] is not next(
+            module.parameters()
+        ):
+            optimizer = torch.optim.Adam(
+                module.parameters(), lr=self.learning_rate_init
+            )
+        for group in optimizer.param_groups:
+            group["lr"] = self.learning_rate_init
+        self._optimizer = optimizer
+        early_stopping = self.early_stopping and not incremental
         penalty_scale = 0.5 * self.alpha / n_train
         n_masks = module.n_masks
         best_state = None
         no_improvement = 0
         converged = False
 
-        for _ in range(self.max_iter):
+        for _ in range(1 if incremental else self.max_iter):
             module.train()
             total = torch.zeros((), device=device)
             order = torch.randperm(n_train, generator=generator).to(device)
@@ -535,7 +586,7 @@ class MADEDensity(DensityMixin, BaseEstimator):
             self.loss_curve_.append(loss_value)
             message = f"Iteration {self.n_iter_}, loss = {loss_value:.8f}"
 
-            if self.early_stopping:
+            if early_stopping:
                 score = self._mean_log_likelihood(Z_val, weights_val)
                 self.validation_scores_.append(score)
                 message += f", validation log-likelihood = {score:.8f}"
@@ -560,7 +611,7 @@ class MADEDensity(DensityMixin, BaseEstimator):
 
         if best_state is not None:
             module.load_state_dict(best_state)
-        if not converged:
+        if not converged and not incremental:
             warnings.warn(
                 f"MADEDensity stopped at max_iter={self.max_iter} epochs before "
                 "converging. Raise max_iter or use early_stopping=True.",
@@ -784,11 +835,13 @@ class MADEDensity(DensityMixin, BaseEstimator):
     # ------------------------------------------------------------------ pickling
 
     def __getstate__(self):
-        state = super().__getstate__()
+        state = dict(super().__getstate__())  # may be the live __dict__: copy
+        # The optimizer's state refers to the live parameters and may sit on a GPU;
+        # a loaded model's next partial_fit starts a fresh optimizer.
+        state.pop("_optimizer", None)
         module = state.get("module_")
         if module is not None and any(
             t.device.type != "cpu" for t in module.state_dict().values()
         ):
-            state = dict(state)
             state["module_"] = copy.deepcopy(module).to("cpu")
         return state

@@ -583,3 +583,40 @@ def test_score_features_point_at_the_corrupted_feature():
     # The break shows at feature 4 (or at 5, which is predicted from 4).
     assert np.argmin(delta) in (4, 5)
     assert delta.min() < -1
+
+
+# ---------------------------------------------------------------- partial_fit
+
+
+def test_partial_fit_trains_one_epoch_per_call_and_keeps_the_optimizer():
+    X = _correlated_binary(400, 6)
+    est = _fast(learning_rate_init=1e-2)
+    for _ in range(30):
+        est.partial_fit(X)
+    assert est.n_iter_ == 30 and len(est.loss_curve_) == 30
+    assert est.loss_curve_[-1] < est.loss_curve_[0] - 0.5
+    # Thirty partial_fit epochs land where a 30-epoch fit does (same objective and
+    # optimizer; the shuffles differ), far from where 30 fresh-optimizer restarts do.
+    full = _fast(learning_rate_init=1e-2, max_iter=30).fit(X)
+    assert abs(est.score(X) - full.score(X)) < 0.05
+    assert est._optimizer is not None
+
+
+def test_partial_fit_picks_up_a_new_learning_rate_and_survives_pickling():
+    X = _correlated_binary(200, 5)
+    est = _fast().partial_fit(X)
+    est.set_params(learning_rate_init=0.123).partial_fit(X)
+    assert est._optimizer.param_groups[0]["lr"] == 0.123
+    loaded = pickle.loads(pickle.dumps(est))
+    assert "_optimizer" not in loaded.__dict__ and "_optimizer" in est.__dict__
+    loaded.partial_fit(X)
+    assert loaded.n_iter_ == 3
+
+
+def test_partial_fit_ignores_early_stopping_and_checks_features():
+    X = _correlated_binary(50, 5)
+    est = _fast(early_stopping=True).partial_fit(X)
+    assert est.validation_scores_ == []
+    with pytest.raises(ValueError, match="has 4 features"):
+        est.partial_fit(X[:, :4])
+    assert est.n_iter_ == 1

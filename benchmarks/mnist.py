@@ -1,0 +1,192 @@
+"""Binarized MNIST: MADEDensity against the MADE paper's test negative log-likelihoods.
+
+Trains each configuration on the 50k training rows of the fixed binarization
+(Larochelle & Murray), uses the 10k validation rows for early stopping, the
+learning-rate schedule and model choice only, and reports the test NLL (nats, lower is
+better) of the mask ensemble, always a normalized log-mean-exp over masks. Each
+configuration runs in its own process (clean peak-memory figures) under a wall-time
+budget. Run alone::
+
+    python -m benchmarks.mnist [--data PATH] [--configs NAME ...] [--minutes 30]
+
+Appends to ``benchmarks/results/mnist.json`` (one object per configuration, replacing
+earlier results of the same name) and rewrites ``docs/mnist_results.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import resource
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from skmade import MADEDensity
+
+HERE = Path(__file__).resolve().parent
+DEFAULT_DATA = HERE.parent.parent / "shared" / "data" / "binarized_mnist.npz"
+RESULTS = HERE / "results" / "mnist.json"
+TABLE = HERE.parent / "docs" / "mnist_results.md"
+
+# Germain et al. 2015, Table 6 (test NLL, nats).
+PAPER = {
+    "1x500-1mask": ("MADE, 1 hidden layer, 1 mask", 88.40),
+    "2x500-1mask": ("MADE, 2 hidden layers, 1 mask", 89.59),
+    "1x500-32masks": ("MADE, 1 hidden layer, 32 masks", 88.04),
+    "2x500-32masks": ("MADE, 2 hidden layers, 32 masks", 86.64),
+}
+
+CONFIGS = {
+    "1x500-1mask": dict(hidden_layer_sizes=(500,), n_masks=1),
+    "2x500-1mask": dict(hidden_layer_sizes=(500, 500), n_masks=1),
+    "1x500-32masks": dict(hidden_layer_sizes=(500,), n_masks=32),
+    "2x500-32masks": dict(hidden_layer_sizes=(500, 500), n_masks=32),
+    "1x2000-1mask": dict(hidden_layer_sizes=(2000,), n_masks=1),
+}
+TRAINING = dict(batch_size=100, learning_rate_init=1e-3, alpha=0.0, random_state=0)
+
+
+def load(path: Path):
+    if not path.exists():
+        raise SystemExit(
+            f"Binarized MNIST not found at {path}. Pass --data PATH to the "
+            "binarized_mnist.npz file (keys train, valid, test)."
+        )
+    data = np.load(path, allow_pickle=False)
+    return (data[s].astype(np.float32) for s in ("train", "valid", "test"))
+
+
+def train_one(name: str, data: Path, minutes: float, patience: int) -> dict:
+    """Train one configuration with validation-driven stopping and LR halving."""
+    train, valid, test = load(data)
+    params = {**TRAINING, **CONFIGS[name]}
+    est = MADEDensity(**params, device="auto")
+    budget = minutes * 60
+    start = time.perf_counter()
+    best, best_state, since_best, curve = np.inf, None, 0, []
+    # Scoring 32 masks costs 32 passes: validate multi-mask models every few epochs.
+    every = 1 if params["n_masks"] == 1 else 4
+    while time.perf_counter() - start < budget:
+        est.partial_fit(train)
+        if est.n_iter_ % every:
+            continue
+        valid_nll = -est.score(valid)
+        curve.append(
+            {
+                "epoch": est.n_iter_,
+                "seconds": time.perf_counter() - start,
+                "train_loss": est.loss_curve_[-1],
+                "valid_nll": valid_nll,
+                "learning_rate": est.learning_rate_init,
+            }
+        )
+        print(f"{name} epoch {est.n_iter_}: valid NLL {valid_nll:.3f}", flush=True)
+        if valid_nll < best - 1e-3:
+            best, since_best = valid_nll, 0
+            best_state = copy.deepcopy(est.module_.state_dict())
+            best_epoch = est.n_iter_
+        else:
+            since_best += every
+            if since_best >= patience:  # plateau: halve the rate, or stop
+                if est.learning_rate_init < 1e-4:
+                    break
+                est.set_params(learning_rate_init=est.learning_rate_init / 2)
+                est.module_.load_state_dict(best_state)
+                since_best = 0
+    seconds = time.perf_counter() - start
+    est.module_.load_state_dict(best_state)
+    n_masks = params["n_masks"]
+    result = {
+        "name": name,
+        "hidden_layer_sizes": list(params["hidden_layer_sizes"]),
+        "n_masks": n_masks,
+        "n_eval_masks": n_masks,
+        "order_agnostic": False,
+        "test_nll": -est.score(test),
+        "valid_nll": best,
+        "epochs": est.n_iter_,
+        "best_epoch": best_epoch,
+        "train_seconds": seconds,
+        "time_budget_seconds": budget,
+        "stopped_by": "budget" if seconds >= budget else "plateau",
+        "peak_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "device": str(next(est.module_.parameters()).device),
+        "torch_threads": torch.get_num_threads(),
+        "training": TRAINING,
+        "curve": curve,
+    }
+    if n_masks > 1:  # the single first mask, for comparison with the ensemble
+        est.set_params(n_eval_masks=1)
+        result["test_nll_first_mask"] = -est.score(test)
+    samples = est.set_params(n_eval_masks=None).sample(100, random_state=0)
+    np.save(HERE / "results" / f"mnist_samples_{name}.npy", samples.astype(np.uint8))
+    return result
+
+
+def write_table(results: list[dict]) -> None:
+    lines = [
+        "# Binarized MNIST: test negative log-likelihood (nats, lower is better)",
+        "",
+        "Fixed binarization (Larochelle & Murray), 50k train / 10k valid / 10k test. "
+        "Validation data drives early stopping and the learning-rate schedule only. "
+        "Ensembles are normalized mixtures (log-mean-exp over masks). Produced by "
+        "`python -m benchmarks.mnist`; raw numbers and learning curves in "
+        "`benchmarks/results/mnist.json`.",
+        "",
+        "| configuration | paper (Germain et al. 2015) | skmade test NLL | valid NLL | "
+        "epochs | train time | stopped by |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        paper = PAPER.get(r["name"])
+        lines.append(
+            f"| {r['name']} | {paper[1]:.2f} | " if paper else f"| {r['name']} | - | "
+        )
+        lines[-1] += (
+            f"{r['test_nll']:.2f} | {r['valid_nll']:.2f} | {r['epochs']} | "
+            f"{r['train_seconds'] / 60:.1f} min | {r['stopped_by']} |"
+        )
+    TABLE.write_text("\n".join(lines) + "\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--configs", nargs="*", default=list(PAPER), choices=CONFIGS)
+    parser.add_argument("--minutes", type=float, default=30.0)
+    parser.add_argument("--patience", type=int, default=8)
+    parser.add_argument("--one", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    warnings.simplefilter("ignore")
+    if args.one:  # child process: one configuration, JSON on the last line
+        result = train_one(args.one, args.data, args.minutes, args.patience)
+        print(json.dumps(result))
+        return
+
+    list(load(args.data))  # fail early with a clear message
+    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else []
+    for name in args.configs:
+        command = [sys.executable, "-m", "benchmarks.mnist", "--one", name]
+        command += ["--data", str(args.data), "--minutes", str(args.minutes)]
+        command += ["--patience", str(args.patience)]
+        output = subprocess.run(command, check=True, capture_output=True, text=True)
+        result = json.loads(output.stdout.strip().splitlines()[-1])
+        print(
+            f"{name}: test NLL {result['test_nll']:.2f} "
+            f"({result['epochs']} epochs, {result['train_seconds'] / 60:.1f} min)"
+        )
+        results = [r for r in results if r["name"] != name] + [result]
+        RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+        write_table(results)
+
+
+if __name__ == "__main__":
+    main()
