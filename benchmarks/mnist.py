@@ -87,7 +87,8 @@ def train_one(name: str, data: Path, minutes: float, patience: int) -> dict:
                 "learning_rate": est.learning_rate_init,
             }
         )
-        print(f"{name} epoch {est.n_iter_}: valid NLL {valid_nll:.3f}", flush=True)
+        message = f"{name} epoch {est.n_iter_}: valid NLL {valid_nll:.3f}"
+        print(message, file=sys.stderr, flush=True)  # progress; stdout is the result
         if valid_nll < best - 1e-3:
             best, since_best = valid_nll, 0
             best_state = copy.deepcopy(est.module_.state_dict())
@@ -176,7 +177,7 @@ def main() -> None:
         command = [sys.executable, "-m", "benchmarks.mnist", "--one", name]
         command += ["--data", str(args.data), "--minutes", str(args.minutes)]
         command += ["--patience", str(args.patience)]
-        output = subprocess.run(command, check=True, capture_output=True, text=True)
+        output = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True)
         result = json.loads(output.stdout.strip().splitlines()[-1])
         print(
             f"{name}: test NLL {result['test_nll']:.2f} "
