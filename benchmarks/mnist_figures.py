@@ -1,0 +1,56 @@
+"""Figures for the MNIST benchmark: learning curves and samples of the best model.
+
+Reads ``benchmarks/results/mnist.json`` and the saved samples; writes
+``docs/mnist_learning_curves.png`` and ``docs/mnist_samples.png``. Needs matplotlib
+(``pip install -e '.[bench]'``)::
+
+    python -m benchmarks.mnist_figures
+"""
+
+from __future__ import annotations
+
+import json
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+
+from benchmarks.mnist import HERE, PAPER, RESULTS
+
+DOCS = HERE.parent / "docs"
+
+
+def main() -> None:
+    results = json.loads(RESULTS.read_text())
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for r in results:
+        epochs = [point["epoch"] for point in r["curve"]]
+        valid = [point["valid_nll"] for point in r["curve"]]
+        label = f"{r['name']} (test {r['test_nll']:.2f})"
+        (line,) = ax.plot(epochs, valid, label=label)
+        if r["name"] in PAPER:
+            ax.axhline(PAPER[r["name"]][1], color=line.get_color(), ls=":", lw=1)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation NLL (nats)")
+    ax.set_ylim(top=min(100, ax.get_ylim()[1]))
+    ax.set_title("Binarized MNIST; dotted: the paper's test NLL")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(DOCS / "mnist_learning_curves.png", dpi=120)
+
+    best = min(results, key=lambda r: r["test_nll"])
+    samples = np.load(HERE / "results" / f"mnist_samples_{best['name']}.npy")
+    grid = samples[:100].reshape(10, 10, 28, 28).transpose(0, 2, 1, 3).reshape(280, 280)
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.imshow(1 - grid, cmap="gray", interpolation="nearest")
+    ax.set_axis_off()
+    ax.set_title(f"100 samples, {best['name']} (test NLL {best['test_nll']:.2f})")
+    fig.tight_layout()
+    fig.savefig(DOCS / "mnist_samples.png", dpi=120)
+    print("wrote", DOCS / "mnist_learning_curves.png", DOCS / "mnist_samples.png")
+
+
+if __name__ == "__main__":
+    main()
