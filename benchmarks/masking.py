@@ -33,6 +33,8 @@ import skmade
 from skmade import MADEDensity
 from skmade._families import Bernoulli
 
+from ._timing import fit_seconds, median_seconds
+
 HERE = Path(__file__).resolve().parent
 DEFAULT_DATA = HERE.parent.parent / "shared" / "data" / "binarized_mnist.npz"
 HIDDEN = 500
@@ -98,12 +100,6 @@ def made_estimator(batch_size: int, **params) -> MADEDensity:
     )
 
 
-def timed_fit(estimator, X) -> float:
-    start = time.perf_counter()
-    estimator.fit(X)
-    return time.perf_counter() - start
-
-
 def training_epochs(X, batch_size: int, repeats: int) -> dict:
     """Epoch times of the dense MLP and of MADEDensity, interleaved."""
     x_all = torch.from_numpy(X)
@@ -116,8 +112,8 @@ def training_epochs(X, batch_size: int, repeats: int) -> dict:
     made_times, dense_times, overhead = [], [], []
     for _ in range(repeats):
         dense_times.append(dense_epoch(dense, optimizer, x_all, batch_size, generator))
-        one = timed_fit(made_estimator(batch_size, max_iter=1), X)
-        two = timed_fit(made_estimator(batch_size, max_iter=2), X)
+        one = fit_seconds(made_estimator(batch_size, max_iter=1), X)
+        two = fit_seconds(made_estimator(batch_size, max_iter=2), X)
         made_times.append(two - one)
         overhead.append(one - (two - one))
     return {
@@ -135,7 +131,7 @@ def training_epochs(X, batch_size: int, repeats: int) -> dict:
 def denormal_trap(X, batch_size: int, epochs: int) -> dict:
     """Per-epoch times: MADEDensity (warm starts) vs a naive weight-decayed MADE."""
     made = made_estimator(batch_size, max_iter=1, warm_start=True)
-    est_times = [timed_fit(made, X) for _ in range(epochs)]
+    est_times = [fit_seconds(made, X) for _ in range(epochs)]
 
     x_all = torch.from_numpy(X)
     generator = torch.Generator().manual_seed(0)
@@ -183,13 +179,7 @@ def scoring(X_test, repeats: int) -> dict:
         return torch.cat(out).numpy()
 
     def rate(fn):
-        fn()  # warm-up
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - start)
-        return X_test.shape[0] / statistics.median(times)
+        return X_test.shape[0] / median_seconds(fn, repeats)
 
     dense_rate = rate(dense_scores)
     made_rate = rate(lambda: made.score_samples(X_test))

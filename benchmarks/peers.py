@@ -29,6 +29,8 @@ import skmade
 from skmade import MADEDensity
 from skmade._families import Bernoulli
 
+from ._timing import fit_seconds
+
 HERE = Path(__file__).resolve().parent
 DEFAULT_DATA = HERE.parent.parent / "shared" / "data" / "binarized_mnist.npz"
 
@@ -42,12 +44,6 @@ def zuko_epoch(net, optimizer, x_all, batch_size, generator) -> float:
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-    return time.perf_counter() - start
-
-
-def timed_fit(estimator, X) -> float:
-    start = time.perf_counter()
-    estimator.fit(X)
     return time.perf_counter() - start
 
 
@@ -95,7 +91,7 @@ def main() -> None:
         for _ in range(args.repeats):
             zuko_times.append(zuko_epoch(net, optimizer, x_all, batch_size, generator))
             # One epoch of MADEDensity.fit, set-up cancelled out.
-            made_times.append(timed_fit(made(2), X) - timed_fit(made(1), X))
+            made_times.append(fit_seconds(made(2), X) - fit_seconds(made(1), X))
         run = {
             "batch_size": batch_size,
             "zuko_epoch_s": statistics.median(zuko_times),

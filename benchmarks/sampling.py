@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
-import time
 import warnings
 from pathlib import Path
 
@@ -33,18 +31,10 @@ from skmade import MADEDensity
 from skmade._families import Bernoulli
 from skmade._sampling import sample_incremental, sample_naive
 
+from ._timing import median_seconds
+
 HERE = Path(__file__).resolve().parent
 DEFAULT_DATA = HERE.parent.parent / "shared" / "data" / "binarized_mnist.npz"
-
-
-def timed(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -76,18 +66,18 @@ def main() -> None:
             entry = {
                 "hidden_layer_sizes": list(hidden),
                 "n": n,
-                "naive_s": timed(
+                "naive_s": median_seconds(
                     lambda m=module, z=noise: sample_naive(m, Bernoulli, 0, z),
                     naive_repeats,
                 ),
-                "incremental_s": timed(
+                "incremental_s": median_seconds(
                     lambda m=module, z=noise: sample_incremental(m, Bernoulli, 0, z),
                     args.repeats,
                 ),
-                "sample_s": timed(
+                "sample_s": median_seconds(
                     lambda e=est, n=n: e.sample(n, random_state=0), args.repeats
                 ),
-                "score_samples_s": timed(
+                "score_samples_s": median_seconds(
                     lambda e=est, r=rows: e.score_samples(r), args.repeats
                 ),
             }
