@@ -25,12 +25,12 @@ def connectivity(out_degrees: Tensor, in_degrees: Tensor, strict: bool) -> Tenso
 class MaskedLinear(nn.Module):
     """Affine layer whose weight is multiplied by a connectivity mask at each call."""
 
-    def __init__(self, in_features: int, out_features: int) -> None:
+    def __init__(self, in_features: int, out_features: int, bias: bool = True) -> None:
         super().__init__()
         self.in_features = in_features
         self.out_features = out_features
         self.weight = nn.Parameter(torch.empty(out_features, in_features))
-        self.bias = nn.Parameter(torch.empty(out_features))
+        self.bias = nn.Parameter(torch.empty(out_features)) if bias else None
 
     def reset_parameters(self, generator: torch.Generator, used: Tensor) -> None:
         """``nn.Linear``'s uniform init from a local generator, unused weights zeroed.
@@ -44,7 +44,8 @@ class MaskedLinear(nn.Module):
         with torch.no_grad():
             self.weight.uniform_(-bound, bound, generator=generator)
             self.weight.mul_(used)
-            self.bias.uniform_(-bound, bound, generator=generator)
+            if self.bias is not None:
+                self.bias.uniform_(-bound, bound, generator=generator)
 
     def forward(self, x: Tensor, mask: Tensor) -> Tensor:
         return F.linear(x, self.weight * mask, self.bias)
@@ -61,6 +62,9 @@ class MADE(nn.Module):
     n_params : int
         Number of distribution parameters per variable (1 for Bernoulli logits,
         2 for a Gaussian's mean and log-scale).
+    direct : bool
+        Add masked direct connections from the inputs to the outputs (the paper's
+        option): every conditional also gets a linear term in all earlier variables.
 
     Notes
     -----
@@ -74,7 +78,9 @@ class MADE(nn.Module):
     distribution. The joint density stays exactly normalized.
     """
 
-    def __init__(self, degrees: Sequence[Tensor], n_params: int) -> None:
+    def __init__(
+        self, degrees: Sequence[Tensor], n_params: int, direct: bool = False
+    ) -> None:
         super().__init__()
         n_masks, n_features = degrees[0].shape
         self.n_features = n_features
@@ -90,6 +96,9 @@ class MADE(nn.Module):
         widths = [d.shape[1] for d in degrees] + [n_params * n_features]
         self.layers = nn.ModuleList(
             MaskedLinear(n_in, n_out) for n_in, n_out in pairwise(widths)
+        )
+        self.direct = (
+            MaskedLinear(n_features, widths[-1], bias=False) if direct else None
         )
         self._mask_cache: dict = {}
         self._plan_cache: dict = {}  # incremental-sampling plans (skmade._sampling)
@@ -112,19 +121,31 @@ class MADE(nn.Module):
         """Orderings ``(n_masks, D)``: ``orderings[k, i]`` is mask k's i-th variable."""
         return torch.argsort(self._degrees(0), dim=1)
 
+    def _wiring(self) -> list[tuple[MaskedLinear, int, int, bool]]:
+        """Each masked layer with the degrees it connects (in, out) and its rule."""
+        last = len(self.layers) - 1
+        wiring = [(layer, i, i + 1, i == last) for i, layer in enumerate(self.layers)]
+        if self.direct is not None:  # inputs to outputs, strict like the output layer
+            wiring.append((self.direct, 0, last + 1, True))
+        return wiring
+
+    @property
+    def masked_layers(self) -> list[MaskedLinear]:
+        """The hidden and output layers, then the direct layer if there is one."""
+        return [layer for layer, *_ in self._wiring()]
+
     def masks(self, k: int) -> list[Tensor]:
-        """Float masks of mask ``k``, one ``(n_out, n_in)`` tensor per layer."""
+        """Float masks of mask ``k``, one per layer of :attr:`masked_layers`."""
         weight = self.layers[0].weight
         key = (k, weight.device, weight.dtype)
         cached = self._mask_cache.get(key)
         if cached is not None:
             return cached
-        n_layers = len(self.layers)
         masks = [
             connectivity(
-                self._degrees(i + 1)[k], self._degrees(i)[k], strict=i == n_layers - 1
+                self._degrees(out)[k], self._degrees(inp)[k], strict=strict
             ).to(weight.dtype)
-            for i in range(n_layers)
+            for _, inp, out, strict in self._wiring()
         ]
         size = sum(m.numel() for m in masks)
         in_cache = sum(m.numel() for ms in self._mask_cache.values() for m in ms)
@@ -135,13 +156,11 @@ class MADE(nn.Module):
 
     def reset_parameters(self, generator: torch.Generator) -> None:
         """Initialise every layer from ``generator`` (no global random state)."""
-        for i, layer in enumerate(self.layers):
+        for layer, inp, out, strict in self._wiring():
             used = torch.zeros_like(layer.weight, dtype=torch.bool)
             for k in range(self.n_masks):
                 used |= connectivity(
-                    self._degrees(i + 1)[k],
-                    self._degrees(i)[k],
-                    strict=i == len(self.layers) - 1,
+                    self._degrees(out)[k], self._degrees(inp)[k], strict=strict
                 )
             layer.reset_parameters(generator, used)
 
@@ -159,16 +178,14 @@ class MADE(nn.Module):
         """Distribution parameters ``(n, n_params, D)`` of every conditional, mask k."""
         h = x
         last = len(self.layers) - 1
-        if self.premasked:
-            for i, layer in enumerate(self.layers):
-                h = F.linear(h, layer.weight, layer.bias)
-                h = F.relu(h) if i < last else h
-        else:
-            for i, (layer, mask) in enumerate(
-                zip(self.layers, self.masks(k), strict=True)
-            ):
-                h = layer(h, mask)
-                h = F.relu(h) if i < last else h
+        masks = None if self.premasked else self.masks(k)
+        for i, layer in enumerate(self.layers):
+            weight = layer.weight if masks is None else layer.weight * masks[i]
+            h = F.linear(h, weight, layer.bias)
+            h = F.relu(h) if i < last else h
+        if self.direct is not None:
+            weight = self.direct.weight
+            h = h + F.linear(x, weight if masks is None else weight * masks[-1])
         return h.view(x.shape[0], self.n_params, self.n_features)
 
     @torch.no_grad()
@@ -179,7 +196,7 @@ class MADE(nn.Module):
         layer (cheaper than differentiating the penalty). Weights outside mask ``k``
         get no penalty, so unused weights never decay into slow denormal floats.
         """
-        for layer, mask in zip(self.layers, self.masks(k), strict=True):
+        for layer, mask in zip(self.masked_layers, self.masks(k), strict=True):
             if layer.weight.grad is None:
                 layer.weight.grad = torch.zeros_like(layer.weight)
             grad = layer.weight.grad
@@ -195,5 +212,5 @@ class MADE(nn.Module):
         """Sum of squared weights in use under mask ``k`` (the L2 term)."""
         return sum(
             (layer.weight * mask).square().sum()
-            for layer, mask in zip(self.layers, self.masks(k), strict=True)
+            for layer, mask in zip(self.masked_layers, self.masks(k), strict=True)
         )

@@ -51,6 +51,7 @@ class _Plan:
 
         weights, biases, ends = [], [], []
         columns = self.order  # inputs in the order they are drawn
+        out_mask = masks[n_hidden]
         for i in range(n_hidden):
             degrees = made._degrees(i + 1)[k]
             units = torch.argsort(degrees, stable=True)
@@ -61,10 +62,16 @@ class _Plan:
         # Output rows p * D + ordering[i] for position i, stacked position-major.
         parameters = torch.arange(n_params, device=self.order.device)
         rows = (parameters[None, :] * n_features + self.order[:, None]).reshape(-1)
-        out_weight = (layers[-1].weight * masks[-1])[rows][:, columns]
+        out_weight = (layers[-1].weight * out_mask)[rows][:, columns]
         self.out_bias = layers[-1].bias[rows][:, None]  # (D * P, 1)
         # visible[i]: units of the last hidden layer (or inputs) position i sees.
         visible = ends[-1] if n_hidden else list(range(n_features + 1))
+        direct = None
+        if made.direct is not None:
+            # Direct weights let position i see every earlier position: no two
+            # positions are independent, so every run is a single position.
+            direct = (made.direct.weight * masks[-1])[rows][:, self.order]
+            visible = list(range(n_features + 1))
 
         # The output of position i sees the last layer's units of degree <= i. When
         # no unit has degree i + 1, positions i and i + 1 see the same units and do
@@ -92,8 +99,11 @@ class _Plan:
                         )
                     )
             outputs = slice(start * n_params, stop * n_params)
-            seen = visible[start]
-            self.runs.append((start, stop, seen, hidden, out_weight[outputs, :seen]))
+            seen = ends[-1][start] if n_hidden else start
+            direct_weight = None if direct is None else direct[outputs, :start]
+            self.runs.append(
+                (start, stop, seen, hidden, out_weight[outputs, :seen], direct_weight)
+            )
             done = start
             start = stop
 
@@ -140,7 +150,7 @@ def sample_incremental(made: MADE, family, k: int, noise: Tensor) -> Tensor:
         # into the bias makes a run of draws one product and one comparison.
         out_bias = out_bias - threshold(noise_t)
 
-    for start, stop, seen, hidden, out_weight in plan.runs:
+    for start, stop, seen, hidden, out_weight, direct_weight in plan.runs:
         for layer, first, last, n_inputs, weight, bias in hidden:
             inputs = x_t if layer == 0 else hidden_t[layer - 1]
             block = hidden_t[layer][first:last]
@@ -150,9 +160,13 @@ def sample_incremental(made: MADE, family, k: int, noise: Tensor) -> Tensor:
         if threshold is not None:
             draws = x_t[start:stop]
             torch.addmm(outputs, out_weight, last_t[:seen], out=draws)
+            if direct_weight is not None:
+                draws.addmm_(direct_weight, x_t[:start])
             draws.gt_(0)
         else:
             params = torch.addmm(outputs, out_weight, last_t[:seen])
+            if direct_weight is not None:
+                params.addmm_(direct_weight, x_t[:start])
             params = params.view(stop - start, n_params, n_samples)
             x_t[start:stop] = family.draw(params, noise_t[start:stop])
 

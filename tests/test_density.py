@@ -49,8 +49,9 @@ def _fast(**params):
         dict(n_masks=8, order_agnostic=True, hidden_layer_sizes=(24, 24)),
         dict(n_masks=4, hidden_layer_sizes=(3,), ordering="random"),
         dict(hidden_layer_sizes=()),
+        dict(direct_connections=True, n_masks=3, order_agnostic=True),
     ],
-    ids=["one-mask", "8-order-agnostic", "narrow-layer", "no-hidden"],
+    ids=["one-mask", "8-order-agnostic", "narrow-layer", "no-hidden", "direct"],
 )
 def test_binary_density_sums_to_one(params):
     X = _correlated_binary(400, 8)

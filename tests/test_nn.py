@@ -6,11 +6,13 @@ from skmade._masks import make_degrees, make_orderings
 from skmade._nn import MADE
 
 
-def _made(n_features, hidden, n_masks, n_params=1, seed=0, order_agnostic=True):
+def _made(
+    n_features, hidden, n_masks, n_params=1, seed=0, order_agnostic=True, direct=False
+):
     rng = np.random.RandomState(seed)
     orderings = make_orderings("random", n_features, n_masks, order_agnostic, rng)
     degrees = make_degrees(orderings, hidden, rng)
-    made = MADE([torch.from_numpy(d) for d in degrees], n_params)
+    made = MADE([torch.from_numpy(d) for d in degrees], n_params, direct=direct)
     made.reset_parameters(torch.Generator().manual_seed(seed))
     # Random biases and weights everywhere, so that a zero Jacobian entry can only
     # come from the masks.
@@ -30,8 +32,9 @@ def _made(n_features, hidden, n_masks, n_params=1, seed=0, order_agnostic=True):
     ],
 )
 @pytest.mark.parametrize("n_params", [1, 2])
-def test_autoregressive_property_for_every_mask(n_features, hidden, n_params):
-    made, orderings = _made(n_features, hidden, n_masks=4, n_params=n_params)
+@pytest.mark.parametrize("direct", [False, True])
+def test_autoregressive_property_for_every_mask(n_features, hidden, n_params, direct):
+    made, orderings = _made(n_features, hidden, 4, n_params=n_params, direct=direct)
     x = torch.randn(3, n_features, generator=torch.Generator().manual_seed(1))
     for k in range(made.n_masks):
         # Rows are independent, so summing outputs over rows keeps each row's
@@ -89,3 +92,21 @@ def test_same_generator_seed_gives_same_weights():
     b, _ = _made(6, (10,), n_masks=2, seed=4)
     for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
         torch.testing.assert_close(pa, pb, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("n_masks", [1, 3])
+def test_direct_connections_reach_every_earlier_variable(n_masks):
+    # Even with a hidden layer of one unit, direct weights connect each output to
+    # every variable before it (and to nothing else).
+    made, orderings = _made(6, (1,), n_masks=n_masks, direct=True)
+    x = torch.randn(2, 6)
+    for k in range(n_masks):
+        jacobian = torch.autograd.functional.jacobian(
+            lambda x, k=k: made(x, k).sum(0), x
+        )
+        dependence = jacobian.abs().sum(dim=2)[0]
+        position = np.empty(6, dtype=int)
+        position[orderings[k]] = np.arange(6)
+        allowed = torch.from_numpy(position[None, :] < position[:, None])
+        assert torch.all(dependence[allowed] > 0)
+        assert torch.all(dependence[~allowed] == 0)

@@ -19,20 +19,22 @@ ARCHITECTURES = [
 ]
 
 
-def _made(n_features, hidden, family, n_masks=3, seed=0, dtype=torch.float64):
+def _made(
+    n_features, hidden, family, n_masks=3, seed=0, dtype=torch.float64, direct=False
+):
     rng = np.random.RandomState(seed)
     orderings = make_orderings("random", n_features, n_masks, True, rng)
     degrees = make_degrees(orderings, hidden, rng)
-    made = MADE([torch.from_numpy(d) for d in degrees], family.n_params)
+    made = MADE([torch.from_numpy(d) for d in degrees], family.n_params, direct=direct)
     made.reset_parameters(torch.Generator().manual_seed(seed))
     # Informative conditionals: random biases, and for Bernoulli large weights (a
     # Gaussian chain with large weights would overflow through the autoregression).
     scale = 3.0 if family is Bernoulli else 0.5
     with torch.no_grad():
-        for layer in made.layers:
-            layer.bias.normal_(
-                0, scale / 3, generator=torch.Generator().manual_seed(seed)
-            )
+        for layer in made.masked_layers:
+            if layer.bias is not None:
+                generator = torch.Generator().manual_seed(seed)
+                layer.bias.normal_(0, scale / 3, generator=generator)
             layer.weight.mul_(scale)
     return made.to(dtype)
 
@@ -105,3 +107,15 @@ def test_incremental_sampler_follows_the_noise():
         made, Bernoulli, 0, Bernoulli.noise((500, 6), generator).double()
     )
     assert len({tuple(r) for r in rows.tolist()}) > 5
+
+
+@pytest.mark.parametrize("n_features, hidden", [(7, ()), (9, (20,)), (10, (16, 5))])
+@pytest.mark.parametrize("family", [Bernoulli, Gaussian])
+def test_incremental_sampling_with_direct_connections(n_features, hidden, family):
+    made = _made(n_features, hidden, family, direct=True)
+    noise = family.noise((200, n_features), torch.Generator().manual_seed(7)).double()
+    for k in range(made.n_masks):
+        naive = sample_naive(made, family, k, noise)
+        fast = sample_incremental(made, family, k, noise)
+        assert torch.isfinite(naive).all()
+        torch.testing.assert_close(fast, naive, rtol=1e-10, atol=1e-10)
