@@ -49,6 +49,13 @@ CONFIGS = {
     "1x500-32masks": dict(hidden_layer_sizes=(500,), n_masks=32),
     "2x500-32masks": dict(hidden_layer_sizes=(500, 500), n_masks=32),
     "1x2000-1mask": dict(hidden_layer_sizes=(2000,), n_masks=1),
+    # Beyond the paper's table: direct input-to-output connections.
+    "1x500-1mask-direct": dict(
+        hidden_layer_sizes=(500,), n_masks=1, direct_connections=True
+    ),
+    "1x1500-1mask-direct": dict(
+        hidden_layer_sizes=(1500,), n_masks=1, direct_connections=True
+    ),
 }
 TRAINING = dict(batch_size=100, learning_rate_init=1e-3, alpha=0.0, random_state=0)
 
@@ -110,6 +117,7 @@ def train_one(name: str, data: Path, minutes: float, patience: int) -> dict:
         "n_masks": n_masks,
         "n_eval_masks": n_masks,
         "order_agnostic": False,
+        "direct_connections": params.get("direct_connections", False),
         "test_nll": -est.score(test),
         "valid_nll": best,
         "epochs": est.n_iter_,
