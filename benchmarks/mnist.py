@@ -56,6 +56,9 @@ CONFIGS = {
     "1x1500-1mask-direct": dict(
         hidden_layer_sizes=(1500,), n_masks=1, direct_connections=True
     ),
+    "1x1500-1mask-direct-l2": dict(
+        hidden_layer_sizes=(1500,), n_masks=1, direct_connections=True, alpha=5.0
+    ),
 }
 TRAINING = dict(batch_size=100, learning_rate_init=1e-3, alpha=0.0, random_state=0)
 
@@ -128,7 +131,7 @@ def train_one(name: str, data: Path, minutes: float, patience: int) -> dict:
         "peak_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "device": str(next(est.module_.parameters()).device),
         "torch_threads": torch.get_num_threads(),
-        "training": TRAINING,
+        "training": {**TRAINING, "alpha": params["alpha"]},
         "curve": curve,
     }
     if n_masks > 1:  # the single first mask, for comparison with the ensemble
