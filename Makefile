@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint format bench clean
+.PHONY: demo test lint format bench bench-anomaly bench-mnist clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -25,9 +25,22 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
+# Speed benchmarks (a few minutes; run nothing else meanwhile).
 bench: $(STAMP)
+	$(PY) -m pip install -c constraints.txt -e ".[bench]"
 	$(PY) -m benchmarks.masking
 	$(PY) -m benchmarks.sampling
+	$(PY) -m benchmarks.peers
+
+# Quality benchmarks: ADBench (about 5 minutes) and binarized MNIST (up to 30 minutes
+# per configuration; choose with CONFIGS="1x500-1mask ...").
+bench-anomaly: $(STAMP)
+	$(PY) -m benchmarks.anomaly
+
+bench-mnist: $(STAMP)
+	$(PY) -m pip install -c constraints.txt -e ".[bench]"
+	$(PY) -m benchmarks.mnist $(if $(CONFIGS),--configs $(CONFIGS))
+	$(PY) -m benchmarks.mnist_figures
 
 clean:
 	rm -rf $(VENV) demo_output .pytest_cache .ruff_cache
