@@ -616,3 +616,20 @@ def test_partial_fit_ignores_early_stopping_and_checks_features():
     with pytest.raises(ValueError, match="has 4 features"):
         est.partial_fit(X[:, :4])
     assert est.n_iter_ == 1
+
+
+def _fit_and_count_threads(X):
+    est = _fast(max_iter=2).fit(X)
+    return torch.get_num_threads(), est.n_iter_
+
+
+def test_parallel_fits_do_not_oversubscribe_cores():
+    # joblib's default (loky) workers limit torch's threads so that n_jobs fits
+    # share the cores instead of each using all of them.
+    X = _correlated_binary(50, 4)
+    results = joblib.Parallel(n_jobs=2)(
+        joblib.delayed(_fit_and_count_threads)(X) for _ in range(2)
+    )
+    cores = joblib.cpu_count()
+    assert all(threads * 2 <= max(cores, 2) for threads, _ in results)
+    assert all(n_iter == 2 for _, n_iter in results)
