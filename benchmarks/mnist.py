@@ -62,6 +62,9 @@ CONFIGS = {
     "1x1500-1mask-direct-alpha50": dict(
         hidden_layer_sizes=(1500,), n_masks=1, direct_connections=True, alpha=50.0
     ),
+    "1x1500-1mask-direct-alpha200": dict(
+        hidden_layer_sizes=(1500,), n_masks=1, direct_connections=True, alpha=200.0
+    ),
 }
 TRAINING = dict(batch_size=100, learning_rate_init=1e-3, alpha=0.0, random_state=0)
 
