@@ -19,7 +19,8 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from ._families import FAMILIES
+from ._columns import check_values, frame_to_numeric, infer_kinds
+from ._families import Bernoulli, Gaussian, MixtureOfGaussians, Table
 from ._masks import check_ordering, make_degrees, make_orderings
 from ._nn import MADE
 from ._sampling import sample_incremental
@@ -56,15 +57,6 @@ def _weighted_mean(X: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return (weights.astype(X.dtype) @ X).astype(np.float64) / weights.sum()
 
 
-def _non_binary_columns(X: np.ndarray) -> np.ndarray:
-    return np.flatnonzero(~np.all((X == 0) | (X == 1), axis=0))
-
-
-def _describe_columns(columns: np.ndarray) -> str:
-    shown = columns[:10].tolist()
-    return str(shown)[:-1] + (", ...]" if columns.size > 10 else "]")
-
-
 class MADEDensity(DensityMixin, BaseEstimator):
     """Density estimation with MADE, a masked autoregressive neural network.
 
@@ -86,12 +78,37 @@ class MADEDensity(DensityMixin, BaseEstimator):
         Width of each hidden layer (an int means one layer). ``()`` gives a network
         without hidden layers: a logistic (or linear-Gaussian) autoregressive model.
 
-    distribution : {'auto', 'bernoulli', 'gaussian'}, default='auto'
-        Family of the conditionals. ``'bernoulli'`` needs binary (0/1) data;
-        ``'gaussian'`` models continuous data with a mean and a scale per variable
-        (data is standardized inside, and the log-Jacobian is added back so that
-        densities are in the units of X). ``'auto'`` picks ``'bernoulli'`` when every
-        value of X is 0 or 1, ``'gaussian'`` otherwise.
+    distribution : {'auto', 'bernoulli', 'categorical', 'gaussian'} or array-like \
+            of such strings, default='auto'
+        Family of the conditionals, for all columns or one entry per column (mixed
+        tables). ``'bernoulli'`` needs binary (0/1) values. ``'categorical'`` models a
+        column's distinct values (its *categories*) with a softmax; the network sees
+        them one-hot. ``'gaussian'`` models continuous values with a Gaussian, or a
+        mixture of ``n_components`` Gaussians, per conditional (continuous columns
+        are standardized inside, and the log-Jacobian is added back so that densities
+        are in the units of X). ``'auto'`` picks per column: ``'bernoulli'`` for 0/1
+        columns, ``'categorical'`` for pandas categorical, object or string columns
+        and for integer-valued columns with at most ``max_categories`` distinct
+        values, ``'gaussian'`` otherwise.
+
+        The log-likelihood of a row is the sum of its conditionals, each in its
+        column's units: log-probability mass for discrete columns, log-density for
+        continuous ones.
+
+    n_components : int, default=1
+        Number of Gaussian components of each continuous conditional; 1 is a single
+        Gaussian.
+
+    max_categories : int, default=20
+        With ``distribution='auto'``, integer-valued columns with at most this many
+        distinct values (and not only 0 and 1) are categorical.
+
+    handle_unknown : {'error', 'ignore'}, default='error'
+        What scoring does with a category not seen during fit: raise a ValueError,
+        or (``'ignore'``) give the row probability zero: :meth:`score_samples`
+        returns ``-inf`` and :meth:`score_features` puts ``-inf`` at that feature
+        (the other features are scored as if it held its first category). Useful for
+        outlier detection, where unseen values are the point.
 
     ordering : {'natural', 'random'} or array-like of shape (n_features,), \
             default='natural'
@@ -165,7 +182,15 @@ class MADEDensity(DensityMixin, BaseEstimator):
     Attributes
     ----------
     distribution_ : str
-        The family used, ``'bernoulli'`` or ``'gaussian'``.
+        The family used: ``'bernoulli'``, ``'categorical'`` or ``'gaussian'`` when
+        all columns share it, ``'mixed'`` otherwise.
+
+    column_distributions_ : ndarray of shape (n_features,)
+        Family of each column.
+
+    categories_ : list of length n_features
+        For categorical columns, the categories in code order (an ndarray); None for
+        the other columns. Values outside them get a clear error at scoring time.
 
     module_ : torch.nn.Module
         The fitted network (in eval mode).
@@ -174,11 +199,12 @@ class MADEDensity(DensityMixin, BaseEstimator):
         ``orderings_[k, i]`` is the feature modelled ``i``-th by mask ``k``.
 
     mean_ : ndarray of shape (n_features,) or None
-        Per-feature mean used to standardize X (Gaussian only, else None).
+        Per-feature mean used to standardize continuous columns (0 for discrete
+        columns); None when no column is continuous.
 
     scale_ : ndarray of shape (n_features,) or None
-        Per-feature standard deviation used to standardize X (Gaussian only, else
-        None). Constant features get a scale of 1.
+        Per-feature standard deviation used to standardize continuous columns (1 for
+        discrete columns and constant ones); None when no column is continuous.
 
     loss_curve_ : list of float
         Training objective after each epoch: the mean negative log-likelihood per row
@@ -249,7 +275,13 @@ class MADEDensity(DensityMixin, BaseEstimator):
             "array-like",
             Interval(Integral, 1, None, closed="left"),
         ],
-        "distribution": [StrOptions({"auto", "bernoulli", "gaussian"})],
+        "distribution": [
+            StrOptions({"auto", "bernoulli", "categorical", "gaussian"}),
+            "array-like",
+        ],
+        "n_components": [Interval(Integral, 1, None, closed="left")],
+        "max_categories": [Interval(Integral, 2, None, closed="left")],
+        "handle_unknown": [StrOptions({"error", "ignore"})],
         "ordering": [StrOptions({"natural", "random"}), "array-like"],
         "n_masks": [Interval(Integral, 1, None, closed="left")],
         "order_agnostic": ["boolean"],
@@ -277,6 +309,9 @@ class MADEDensity(DensityMixin, BaseEstimator):
         *,
         hidden_layer_sizes=(100,),
         distribution="auto",
+        n_components=1,
+        max_categories=20,
+        handle_unknown="error",
         ordering="natural",
         n_masks=1,
         order_agnostic=False,
@@ -297,6 +332,9 @@ class MADEDensity(DensityMixin, BaseEstimator):
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.distribution = distribution
+        self.n_components = n_components
+        self.max_categories = max_categories
+        self.handle_unknown = handle_unknown
         self.ordering = ordering
         self.n_masks = n_masks
         self.order_agnostic = order_agnostic
@@ -338,9 +376,14 @@ class MADEDensity(DensityMixin, BaseEstimator):
         ordering = self.ordering
         if not isinstance(ordering, str):
             ordering = tuple(np.asarray(ordering).tolist())
+        distribution = self.distribution
+        if not isinstance(distribution, str):
+            distribution = tuple(np.asarray(distribution, dtype=object).tolist())
         return {
             "hidden_layer_sizes": self._hidden_sizes(),
-            "distribution": self.distribution,
+            "distribution": distribution,
+            "n_components": self.n_components,
+            "max_categories": self.max_categories,
             "ordering": ordering,
             "n_masks": self.n_masks,
             "order_agnostic": self.order_agnostic,
@@ -368,6 +411,9 @@ class MADEDensity(DensityMixin, BaseEstimator):
                     "to fit a new model."
                 )
         hidden = self._hidden_sizes()
+        X, frame_categories = frame_to_numeric(
+            X, self._frame_categories_ if continuing else None
+        )
         X = validate_data(
             self,
             X,
@@ -380,18 +426,13 @@ class MADEDensity(DensityMixin, BaseEstimator):
             sample_weight, X, dtype=np.float64, ensure_non_negative=True
         )
 
-        distribution = self.distribution_ if continuing else self.distribution
-        if distribution in ("auto", "bernoulli"):
-            bad = _non_binary_columns(X)
-            if distribution == "auto":
-                distribution = "gaussian" if bad.size else "bernoulli"
-            if distribution == "bernoulli" and bad.size:
-                raise ValueError(
-                    f"X contains values other than 0 and 1 in columns "
-                    f"{_describe_columns(bad)}; distribution='bernoulli' needs binary "
-                    "data. Use distribution='gaussian' or binarize X (for example "
-                    "with sklearn.preprocessing.Binarizer)."
-                )
+        if continuing:
+            kinds = list(self.column_distributions_)
+            check_values(X, kinds, self._code_values_, self.distribution_)
+        else:
+            kinds = infer_kinds(
+                X, self.distribution, self.max_categories, frame_categories
+            )
         if not isinstance(self.ordering, str):
             check_ordering(self.ordering, n_features)
         if self.n_eval_masks is not None and self.n_eval_masks > self.n_masks:
@@ -412,7 +453,16 @@ class MADEDensity(DensityMixin, BaseEstimator):
                     "change validation_fraction or set early_stopping=False."
                 )
         device = _resolve_device(self.device)
-        return X, weights, hidden, distribution, n_validation, device, continuing
+        return (
+            X,
+            weights,
+            hidden,
+            kinds,
+            frame_categories,
+            n_validation,
+            device,
+            continuing,
+        )
 
     # ------------------------------------------------------------------ fitting
 
@@ -470,7 +520,8 @@ class MADEDensity(DensityMixin, BaseEstimator):
     def _fit(self, X, sample_weight, incremental):
         with restore_on_error(self):
             checked = self._check_fit_input(X, sample_weight, incremental)
-        X, weights, hidden, distribution, n_validation, device, continuing = checked
+        X, weights, hidden, kinds, frame_categories = checked[:5]
+        n_validation, device, continuing = checked[5:]
 
         if incremental:  # one random stream across calls: new shuffles each epoch
             if not continuing or not hasattr(self, "_incremental_rng"):
@@ -487,19 +538,11 @@ class MADEDensity(DensityMixin, BaseEstimator):
             X, weights = X[train_rows], weights[train_rows]
         else:
             X_val, weights_val = X[:0], weights[:0]
-        family = FAMILIES[distribution]
-
         if not continuing:
-            self.distribution_ = distribution
-            if distribution == "gaussian":
-                mean = _weighted_mean(X, weights)
-                scale = np.sqrt(_weighted_mean((X - mean) ** 2, weights))
-                scale[scale < 10 * np.finfo(np.float64).eps * np.abs(mean) + 1e-300] = 1
-                self.mean_, self.scale_ = mean, scale
-            else:
-                self.mean_ = self.scale_ = None
+            self._set_columns(X, weights, kinds, frame_categories)
+        family = self._family()
 
-        Z, Z_val = self._standardize(X), self._standardize(X_val)
+        Z, Z_val = self._to_internal(X), self._to_internal(X_val)
         if continuing:
             module = self.module_.to(device)
         else:
@@ -507,10 +550,16 @@ class MADEDensity(DensityMixin, BaseEstimator):
                 self.ordering, n_features, self.n_masks, self.order_agnostic, rng
             )
             degrees = make_degrees(orderings, hidden, rng)
+            layout = {}
+            if isinstance(family, Table):
+                layout = dict(
+                    input_sizes=family.input_sizes, output_sizes=family.output_sizes
+                )
             module = MADE(
                 [torch.from_numpy(d) for d in degrees],
                 family.n_params,
                 direct=self.direct_connections,
+                **layout,
             )
             module.reset_parameters(self._torch_generator(rng))
             with torch.no_grad():
@@ -577,7 +626,7 @@ class MADEDensity(DensityMixin, BaseEstimator):
                 rows = order[start : start + batch_size]
                 x = x_all[rows]
                 k = self.n_steps_ % n_masks
-                log_prob = family.log_prob(module(x, k), x).sum(dim=1)
+                log_prob = family.log_prob(module(family.encode(x), k), x).sum(dim=1)
                 loss = -(w_all[rows] * log_prob).mean()
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -635,13 +684,74 @@ class MADEDensity(DensityMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ inference
 
-    def _standardize(self, X: np.ndarray) -> np.ndarray:
+    def _set_columns(self, X, weights, kinds, frame_categories) -> None:
+        """Fitted column state: families, categories, standardization."""
+        kinds_array = np.asarray(kinds)
+        shared = np.unique(kinds_array)
+        self.distribution_ = str(shared[0]) if shared.size == 1 else "mixed"
+        self.column_distributions_ = kinds_array.astype(object)
+        self._frame_categories_ = frame_categories
+        self.categories_, self._code_values_ = [], []
+        for j, kind in enumerate(kinds):
+            if kind != "categorical":
+                self.categories_.append(None)
+                self._code_values_.append(None)
+            elif j in frame_categories:  # X holds the codes already
+                self.categories_.append(frame_categories[j])
+                self._code_values_.append(np.arange(len(frame_categories[j])))
+            else:
+                values = np.unique(X[:, j])
+                self.categories_.append(values)
+                self._code_values_.append(values)
+        continuous = kinds_array == "gaussian"
+        if continuous.any():
+            mean = np.where(continuous, _weighted_mean(X, weights), 0.0)
+            scale = np.sqrt(_weighted_mean((X - mean) ** 2, weights))
+            tiny = scale < 10 * np.finfo(np.float64).eps * np.abs(mean) + 1e-300
+            scale[tiny | ~continuous] = 1
+            self.mean_, self.scale_ = mean, scale
+        else:
+            self.mean_ = self.scale_ = None
+
+    def _family(self):
+        """The output family of the fitted columns."""
+        kinds = list(self.column_distributions_)
+        if self.distribution_ == "bernoulli":
+            return Bernoulli
         if self.distribution_ == "gaussian":
-            return (X - self.mean_) / self.scale_
+            if self.n_components == 1:
+                return Gaussian
+            return MixtureOfGaussians(self.n_components)
+        sizes = [
+            len(values) if values is not None else self.n_components
+            for values in self._code_values_
+        ]
+        return Table(kinds, sizes)
+
+    def _to_internal(self, X: np.ndarray) -> np.ndarray:
+        """Model values: codes for categorical columns, standardized continuous.
+
+        Values that are not categories (unknown ones) get code 0.
+        """
+        if self.mean_ is not None:
+            X = (X - self.mean_) / self.scale_
+        if any(values is not None for values in self._code_values_):
+            X = np.array(X, dtype=np.float64)
+            for j, values in enumerate(self._code_values_):
+                if values is not None:
+                    codes = np.searchsorted(values, X[:, j]).clip(0, len(values) - 1)
+                    X[:, j] = np.where(values[codes] == X[:, j], codes, 0)
+        return X
+
+    def _from_internal(self, Z: np.ndarray) -> np.ndarray:
+        X = Z if self.mean_ is None else Z * self.scale_ + self.mean_
+        for j, values in enumerate(self._code_values_):
+            if values is not None:
+                X[:, j] = values[Z[:, j].astype(np.int64)]
         return X
 
     def _log_jacobian(self) -> float:
-        if self.distribution_ == "gaussian":
+        if self.scale_ is not None:
             return -float(np.sum(np.log(self.scale_)))
         return 0.0
 
@@ -653,7 +763,7 @@ class MADEDensity(DensityMixin, BaseEstimator):
         """Ensemble log-density of standardized rows, in the units of X."""
         module = self.module_
         module.eval()
-        family = FAMILIES[self.distribution_]
+        family = self._family()
         device = next(module.parameters()).device
         n_eval = self._n_eval_masks()
         out = np.empty(Z.shape[0], dtype=np.float64)
@@ -665,7 +775,9 @@ class MADEDensity(DensityMixin, BaseEstimator):
             # position in X; in float64 that is far below any tolerance.
             per_mask = torch.stack(
                 [
-                    family.log_prob(module(x, k), x, dtype=torch.float64).sum(dim=1)
+                    family.log_prob(
+                        module(family.encode(x), k), x, dtype=torch.float64
+                    ).sum(dim=1)
                     for k in range(n_eval)
                 ]
             )
@@ -678,19 +790,19 @@ class MADEDensity(DensityMixin, BaseEstimator):
         weights = weights if weights.sum() > 0 else None
         return float(np.average(self._log_likelihood(Z), weights=weights))
 
-    def _check_X(self, X) -> np.ndarray:
+    def _check_X(self, X) -> tuple[np.ndarray, np.ndarray | None]:
+        """Validated X and the mask of unknown categories (or None)."""
         check_is_fitted(self)
+        X, _ = frame_to_numeric(X, self._frame_categories_, self.handle_unknown)
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
-        if self.distribution_ == "bernoulli":
-            bad = _non_binary_columns(X)
-            if bad.size:
-                raise ValueError(
-                    f"X contains values other than 0 and 1 in columns "
-                    f"{_describe_columns(bad)}, but this model was fitted with "
-                    "distribution='bernoulli' and gives them no probability. "
-                    "Binarize X as the training data was."
-                )
-        return X
+        unknown = check_values(
+            X,
+            self.column_distributions_,
+            self._code_values_,
+            self.distribution_,
+            self.handle_unknown,
+        )
+        return X, unknown
 
     def score_samples(self, X):
         """Log-density of each row under the model, in nats.
@@ -706,8 +818,11 @@ class MADEDensity(DensityMixin, BaseEstimator):
             ``log p(x)`` of each row: a log-probability for binary data, a
             log-density in the units of X for continuous data.
         """
-        X = self._check_X(X)
-        return self._log_likelihood(self._standardize(X))
+        X, unknown = self._check_X(X)
+        log_density = self._log_likelihood(self._to_internal(X))
+        if unknown is not None:
+            log_density[unknown.any(axis=1)] = -np.inf
+        return log_density
 
     @torch.no_grad()
     def score_features(self, X):
@@ -742,11 +857,11 @@ class MADEDensity(DensityMixin, BaseEstimator):
         contributions : ndarray of shape (n_samples, n_features)
             Contribution of each feature (in the column order of X).
         """
-        X = self._check_X(X)
-        Z = self._standardize(X)
+        X, unknown = self._check_X(X)
+        Z = self._to_internal(X)
         module = self.module_
         module.eval()
-        family = FAMILIES[self.distribution_]
+        family = self._family()
         device = next(module.parameters()).device
         n_eval = self._n_eval_masks()
         n_features = Z.shape[1]
@@ -757,7 +872,7 @@ class MADEDensity(DensityMixin, BaseEstimator):
             x = _as_float32_tensor(Z[start : start + chunk], device)
             per_mask = torch.stack(
                 [
-                    family.log_prob(module(x, k), x, dtype=torch.float64)
+                    family.log_prob(module(family.encode(x), k), x, dtype=torch.float64)
                     for k in range(n_eval)
                 ]
             )  # (K, n, D)
@@ -767,8 +882,10 @@ class MADEDensity(DensityMixin, BaseEstimator):
             log_density = torch.logsumexp(totals, dim=0) - math.log(n_eval)
             weighted += ((log_density - weighted.sum(dim=1)) / n_features)[:, None]
             out[start : start + x.shape[0]] = weighted.cpu().numpy()
-        if self.distribution_ == "gaussian":
+        if self.scale_ is not None:
             out -= np.log(self.scale_)
+        if unknown is not None:
+            out[unknown] = -np.inf
         return out
 
     def score(self, X, y=None):
@@ -828,7 +945,7 @@ class MADEDensity(DensityMixin, BaseEstimator):
         rng = check_random_state(random_state)
         module = self.module_
         module.eval()
-        family = FAMILIES[self.distribution_]
+        family = self._family()
         device = next(module.parameters()).device
         mask_of_row = rng.randint(self._n_eval_masks(), size=n_samples)
         noise = family.noise((n_samples, module.n_features), self._torch_generator(rng))
@@ -841,10 +958,21 @@ class MADEDensity(DensityMixin, BaseEstimator):
             for k in masks_used:
                 rows = torch.from_numpy(np.flatnonzero(mask_of_row == k)).to(device)
                 Z[rows] = sample_incremental(module, family, int(k), noise[rows])
-        X = Z.cpu().double().numpy()
-        if self.distribution_ == "gaussian":
-            X = X * self.scale_ + self.mean_
+        X = self._from_internal(Z.cpu().double().numpy())
+        if self._frame_categories_:
+            return self._as_frame(X)
         return X
+
+    def _as_frame(self, X: np.ndarray):
+        """Samples as a DataFrame with the training frame's categorical columns."""
+        import pandas as pd
+
+        frame = pd.DataFrame(X, columns=self.feature_names_in_)
+        for j, categories in self._frame_categories_.items():
+            frame[frame.columns[j]] = pd.Categorical.from_codes(
+                X[:, j].astype(np.int64), categories=list(categories)
+            )
+        return frame
 
     # ------------------------------------------------------------------ pickling
 

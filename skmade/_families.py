@@ -2,8 +2,16 @@
 
 A family turns the network's ``(n, n_params, D)`` output into per-variable
 log-probabilities and draws values from given noise. Drawing from noise (uniforms for
-Bernoulli, standard normals for Gaussian) rather than from a generator inside keeps
-every sampler reproducible and lets two samplers be compared on the same randomness.
+Bernoulli, categorical and mixture variables, standard normals for Gaussian) rather
+than from a generator inside keeps every sampler reproducible and lets two samplers be
+compared on the same randomness.
+
+``draw`` takes parameters with the parameter axis second, ``(..., n_params, ...)``
+shaped like ``noise`` with that axis inserted: ``(n, n_params)`` with noise ``(n,)``, or
+``(run, n_params, n)`` with noise ``(run, n)`` in the incremental sampler.
+
+:class:`Table` combines families column by column for mixed data; its network has
+one-hot input blocks for categorical columns and a variable-major output layout.
 """
 
 from __future__ import annotations
@@ -23,6 +31,11 @@ class Bernoulli:
 
     name = "bernoulli"
     n_params = 1
+    input_size = 1
+
+    @staticmethod
+    def encode(x: Tensor) -> Tensor:
+        return x
 
     @staticmethod
     def initial_bias(Z: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -71,7 +84,12 @@ class Gaussian:
 
     name = "gaussian"
     n_params = 2
+    input_size = 1
     LOG_SCALE_MIN = -7.0
+
+    @staticmethod
+    def encode(x: Tensor) -> Tensor:
+        return x
 
     @staticmethod
     def initial_bias(Z: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -104,4 +122,248 @@ class Gaussian:
         return mean + torch.exp(log_scale) * noise
 
 
-FAMILIES = {family.name: family for family in (Bernoulli, Gaussian)}
+def _soft_floor(raw: Tensor) -> Tensor:
+    """The Gaussian family's soft lower bound on log-scales."""
+    return Gaussian.LOG_SCALE_MIN + F.softplus(raw - Gaussian.LOG_SCALE_MIN)
+
+
+def _component_and_uniform(log_weights: Tensor, u: Tensor) -> tuple[Tensor, Tensor]:
+    """Split one uniform into a component index and a fresh uniform.
+
+    With cumulative weights ``c_j``, the component is the ``j`` with ``c_{j-1} <= u <
+    c_j``; given ``j``, ``(u - c_{j-1}) / w_j`` is again uniform on ``(0, 1)`` and
+    independent of ``j``. One uniform per variable thus drives a mixture draw exactly.
+    ``log_weights`` has the component axis first: ``(C, *u.shape)``.
+    """
+    weights = torch.softmax(log_weights.double(), dim=0)
+    cumulative = torch.cumsum(weights, dim=0)
+    u = u.double()
+    index = (cumulative < u[None]).sum(dim=0).clamp(max=weights.shape[0] - 1)
+    upper = cumulative.gather(0, index[None])[0]
+    width = weights.gather(0, index[None])[0]
+    fresh = ((u - (upper - width)) / width).clamp(1e-12, 1 - 1e-12)
+    return index, fresh
+
+
+class MixtureOfGaussians:
+    """Continuous variables; a mixture of ``n_components`` Gaussians per variable.
+
+    Parameters per variable, in order: ``n_components`` mixture logits, means and raw
+    log-scales (with the Gaussian family's soft floor). The log-density is a
+    log-sum-exp over components, stable for any logits. A draw turns one uniform into
+    a component and a standard normal (see :func:`_component_and_uniform`).
+    """
+
+    name = "gaussian"
+    input_size = 1
+
+    def __init__(self, n_components: int) -> None:
+        self.n_components = n_components
+        self.n_params = 3 * n_components
+
+    @staticmethod
+    def encode(x: Tensor) -> Tensor:
+        return x
+
+    def initial_bias(self, Z: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """Equal weights, means at spread quantiles, scales shrunk with ``C``."""
+        C = self.n_components
+        levels = (np.arange(C) + 0.5) / C
+        means = np.quantile(Z, levels, axis=0) if Z.shape[0] else np.zeros((C, 1))
+        log_scales = np.full((C, Z.shape[1]), np.log(max(0.2, 1.0 / C)))
+        return np.concatenate([np.zeros((C, Z.shape[1])), means, log_scales])
+
+    def split(self, params: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        C = self.n_components
+        logits, means, raw = params[:, :C], params[:, C : 2 * C], params[:, 2 * C :]
+        return logits, means, _soft_floor(raw)
+
+    def log_prob(
+        self, params: Tensor, x: Tensor, dtype: torch.dtype | None = None
+    ) -> Tensor:
+        if dtype is not None:
+            params, x = params.to(dtype), x.to(dtype)
+        logits, means, log_scales = self.split(params)
+        z = (x[:, None] - means) * torch.exp(-log_scales)
+        per_component = -0.5 * z.square() - log_scales - _HALF_LOG_2PI
+        log_weights = torch.log_softmax(logits, dim=1)
+        return torch.logsumexp(log_weights + per_component, dim=1)
+
+    @staticmethod
+    def noise(shape: tuple[int, int], generator: torch.Generator) -> Tensor:
+        return torch.rand(shape, generator=generator)
+
+    def draw(self, params: Tensor, noise: Tensor) -> Tensor:
+        logits, means, log_scales = self.split(params)
+        index, fresh = _component_and_uniform(logits.movedim(1, 0), noise)
+        mean = means.gather(1, index.unsqueeze(1)).squeeze(1)
+        log_scale = log_scales.gather(1, index.unsqueeze(1)).squeeze(1)
+        normal = torch.special.ndtri(fresh)
+        return (mean.double() + torch.exp(log_scale.double()) * normal).to(noise.dtype)
+
+
+class Categorical:
+    """Integer-coded variables with ``n_categories`` values; a logit per category.
+
+    Values are codes ``0..k-1``. As network inputs they are one-hot blocks of
+    ``k`` units (see :class:`Table`).
+    """
+
+    name = "categorical"
+
+    def __init__(self, n_categories: int) -> None:
+        self.n_categories = n_categories
+        self.n_params = n_categories
+        self.input_size = n_categories
+
+    def initial_bias(self, Z: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """Log-frequencies of the codes (with a half count each)."""
+        k = self.n_categories
+        bias = np.empty((k, Z.shape[1]))
+        for j, column in enumerate(Z.T):
+            counts = np.bincount(column.astype(np.int64), weights, minlength=k)[:k]
+            counts = counts / max(weights.sum(), 1e-300) * Z.shape[0] + 0.5
+            bias[:, j] = np.log(counts / counts.sum())
+        return bias
+
+    def encode(self, x: Tensor) -> Tensor:
+        """One-hot blocks ``(n, D * k)``, variable-major, for codes ``(n, D)``."""
+        onehot = F.one_hot(x.long(), self.n_categories).to(x.dtype)
+        return onehot.reshape(x.shape[0], -1)
+
+    def log_prob(
+        self, params: Tensor, x: Tensor, dtype: torch.dtype | None = None
+    ) -> Tensor:
+        if dtype is not None:
+            params = params.to(dtype)
+        log_p = torch.log_softmax(params, dim=1)
+        return log_p.gather(1, x.long()[:, None]).squeeze(1)
+
+    @staticmethod
+    def noise(shape: tuple[int, int], generator: torch.Generator) -> Tensor:
+        return torch.rand(shape, generator=generator)
+
+    def draw(self, params: Tensor, noise: Tensor) -> Tensor:
+        index, _ = _component_and_uniform(params.movedim(1, 0), noise)
+        return index.to(noise.dtype)
+
+
+FAMILIES = {"bernoulli": Bernoulli, "gaussian": Gaussian}
+
+
+def column_family(kind: str, size: int):
+    """The family of one column: ``size`` is categories or mixture components."""
+    if kind == "bernoulli":
+        return Bernoulli
+    if kind == "categorical":
+        return Categorical(size)
+    return Gaussian if size == 1 else MixtureOfGaussians(size)
+
+
+class Table:
+    """A family per column, for mixed tables.
+
+    Columns are grouped by family (and size); each group is evaluated in one batched
+    call of its family. The network sees ``input_sizes[d]`` input units per column
+    (one-hot for categorical columns) and gives ``output_sizes[d]`` parameters per
+    column, variable-major: column ``d`` owns a contiguous block of output units, its
+    parameters in the family's order.
+
+    Parameters
+    ----------
+    kinds : sequence of {'bernoulli', 'categorical', 'gaussian'}
+        Family of each column.
+    sizes : sequence of int
+        Number of categories (categorical) or mixture components (gaussian; 1 for a
+        single Gaussian) of each column; ignored for Bernoulli columns.
+    """
+
+    name = "table"
+
+    def __init__(self, kinds, sizes) -> None:
+        self.kinds = list(kinds)
+        self.sizes = [int(s) for s in sizes]
+        self.families = [
+            column_family(k, s) for k, s in zip(self.kinds, self.sizes, strict=True)
+        ]
+        self.input_sizes = [f.input_size for f in self.families]
+        self.output_sizes = [f.n_params for f in self.families]
+        in_starts = np.concatenate([[0], np.cumsum(self.input_sizes)])
+        out_starts = np.concatenate([[0], np.cumsum(self.output_sizes)])
+        self.in_starts, self.out_starts = in_starts, out_starts
+        groups: dict = {}
+        for d, (kind, size) in enumerate(zip(self.kinds, self.sizes, strict=True)):
+            key = (kind, 1 if kind == "bernoulli" else size)
+            groups.setdefault(key, []).append(d)
+        self.groups = []
+        for (kind, size), columns in groups.items():
+            family = column_family(kind, size)
+            columns = np.asarray(columns)
+            # out_index[p, j]: output unit of parameter p of the group's column j.
+            out_index = (
+                out_starts[columns][None, :] + np.arange(family.n_params)[:, None]
+            )
+            self.groups.append(
+                (family, torch.from_numpy(columns), torch.from_numpy(out_index))
+            )
+        self._onehot = torch.from_numpy(
+            np.array([k == "categorical" for k in self.kinds])
+        )
+        self._plain_inputs = torch.from_numpy(in_starts[:-1][~self._onehot.numpy()])
+        self._plain_columns = torch.from_numpy(np.flatnonzero(~self._onehot.numpy()))
+        self._onehot_columns = torch.from_numpy(np.flatnonzero(self._onehot.numpy()))
+        self._onehot_starts = torch.from_numpy(in_starts[:-1][self._onehot.numpy()])
+
+    @property
+    def n_params(self):
+        return None
+
+    def initial_bias(self, Z: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """Output bias, flat ``(n_outputs,)``: each group's independent model."""
+        bias = np.zeros(self.out_starts[-1])
+        for family, columns, out_index in self.groups:
+            group_bias = family.initial_bias(Z[:, columns.numpy()], weights)
+            bias[out_index.numpy()] = group_bias
+        return bias
+
+    def encode(self, x: Tensor) -> Tensor:
+        """Network inputs ``(n, n_inputs)``: values, and one-hot blocks for codes."""
+        inputs = x.new_zeros(x.shape[0], int(self.in_starts[-1]))
+        device = x.device
+        if self._plain_columns.numel():
+            inputs[:, self._plain_inputs.to(device)] = x[
+                :, self._plain_columns.to(device)
+            ]
+        if self._onehot_columns.numel():
+            codes = x[:, self._onehot_columns.to(device)].long()
+            inputs.scatter_(1, codes + self._onehot_starts.to(device), 1.0)
+        return inputs
+
+    def log_prob(
+        self, params: Tensor, x: Tensor, dtype: torch.dtype | None = None
+    ) -> Tensor:
+        """``log p(x_d | x_<d)`` per column ``(n, D)`` from flat outputs."""
+        out = x.new_empty(x.shape, dtype=dtype or params.dtype)
+        for family, columns, out_index in self.groups:
+            columns = columns.to(x.device)
+            group_params = params[:, out_index.to(x.device)]
+            out[:, columns] = family.log_prob(group_params, x[:, columns], dtype)
+        return out
+
+    def noise(self, shape: tuple[int, int], generator: torch.Generator) -> Tensor:
+        """Uniforms, turned into standard normals for single-Gaussian columns."""
+        u = torch.rand(shape, generator=generator)
+        for d, family in enumerate(self.families):
+            if family is Gaussian:
+                u[:, d] = torch.special.ndtri(u[:, d].clamp(1e-7, 1 - 1e-7))
+        return u
+
+    def draw_variable(self, d: int, params: Tensor, noise: Tensor) -> Tensor:
+        """Values of column ``d`` from its parameters ``(w, n)`` and noise ``(n,)``."""
+        return self.families[d].draw(params[None], noise[None])[0]
+
+    def encode_variable(self, d: int, values: Tensor) -> Tensor:
+        """Network inputs ``(input_size, n)`` of column ``d`` for values ``(n,)``."""
+        if self.kinds[d] == "categorical":
+            return F.one_hot(values.long(), self.sizes[d]).T.to(values.dtype)
+        return values[None]

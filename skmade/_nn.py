@@ -57,20 +57,30 @@ class MADE(nn.Module):
     Parameters
     ----------
     degrees : sequence of Tensor
-        ``[inputs, hidden_1, ..., hidden_L]``, each of shape ``(n_masks, width)``:
-        the degree of every unit under every mask (see ``skmade._masks``).
-    n_params : int
+        ``[variables, hidden_1, ..., hidden_L]``, each of shape ``(n_masks, width)``:
+        the degree of every variable and hidden unit under every mask (see
+        ``skmade._masks``).
+    n_params : int or None
         Number of distribution parameters per variable (1 for Bernoulli logits,
-        2 for a Gaussian's mean and log-scale).
+        2 for a Gaussian's mean and log-scale). ``None`` with ``output_sizes``.
     direct : bool
         Add masked direct connections from the inputs to the outputs (the paper's
         option): every conditional also gets a linear term in all earlier variables.
+    input_sizes : sequence of int, optional
+        Input units of each variable (a one-hot block of ``k`` units for a
+        categorical variable); every unit of a block has its variable's degree.
+        Default: one unit per variable.
+    output_sizes : sequence of int, optional
+        Output units of each variable, laid out variable-major (variable ``d`` owns a
+        contiguous block). Default: ``n_params`` per variable, parameter-major.
 
     Notes
     -----
-    Weights are shared by all masks; a mask only decides which of them are used. The
-    output layer has ``n_params * D`` units laid out parameter-major (unit ``p * D + d``
-    is parameter ``p`` of variable ``d``), each with the degree of its variable.
+    Weights are shared by all masks; a mask only decides which of them are used.
+    By default the output layer has ``n_params * D`` units laid out parameter-major
+    (unit ``p * D + d`` is parameter ``p`` of variable ``d``) and :meth:`forward`
+    returns ``(n, n_params, D)``; with ``output_sizes`` it returns the flat
+    ``(n, n_outputs)``. Every output unit has the degree of its variable.
 
     An output whose degree is not above any unit of the last hidden layer (always the
     first variable of the ordering, and more when a hidden layer is narrower than D)
@@ -79,26 +89,50 @@ class MADE(nn.Module):
     """
 
     def __init__(
-        self, degrees: Sequence[Tensor], n_params: int, direct: bool = False
+        self,
+        degrees: Sequence[Tensor],
+        n_params: int | None = 1,
+        direct: bool = False,
+        *,
+        input_sizes: Sequence[int] | None = None,
+        output_sizes: Sequence[int] | None = None,
     ) -> None:
         super().__init__()
-        n_masks, n_features = degrees[0].shape
+        variable_degrees = torch.as_tensor(degrees[0]).long()
+        n_masks, n_features = variable_degrees.shape
         self.n_features = n_features
-        self.n_params = n_params
         self.n_masks = n_masks
+        self.n_params = None if output_sizes is not None else n_params
+        ones = [1] * n_features
+        self.input_sizes = list(ones if input_sizes is None else input_sizes)
+        self.output_sizes = (
+            [n_params] * n_features if output_sizes is None else list(output_sizes)
+        )
+        # Variable of every input and output unit.
+        in_variable = torch.repeat_interleave(
+            torch.arange(n_features), torch.tensor(self.input_sizes)
+        )
+        if output_sizes is None:
+            out_variable = torch.arange(n_features).repeat(n_params)
+        else:
+            out_variable = torch.repeat_interleave(
+                torch.arange(n_features), torch.tensor(self.output_sizes)
+            )
         # Degrees are buffers: they travel with the module (device, state_dict, pickle).
-        for i, layer_degrees in enumerate(degrees):
+        self.register_buffer("variable_degrees", variable_degrees)
+        self.register_buffer("degrees_0", variable_degrees[:, in_variable])
+        for i, layer_degrees in enumerate(degrees[1:], start=1):
             self.register_buffer(f"degrees_{i}", torch.as_tensor(layer_degrees).long())
         self.register_buffer(
-            f"degrees_{len(degrees)}",
-            torch.as_tensor(degrees[0]).long().repeat(1, n_params),
+            f"degrees_{len(degrees)}", variable_degrees[:, out_variable]
         )
-        widths = [d.shape[1] for d in degrees] + [n_params * n_features]
+        widths = [in_variable.numel()] + [d.shape[1] for d in degrees[1:]]
+        widths.append(out_variable.numel())
         self.layers = nn.ModuleList(
             MaskedLinear(n_in, n_out) for n_in, n_out in pairwise(widths)
         )
         self.direct = (
-            MaskedLinear(n_features, widths[-1], bias=False) if direct else None
+            MaskedLinear(widths[0], widths[-1], bias=False) if direct else None
         )
         self._mask_cache: dict = {}
         self._plan_cache: dict = {}  # incremental-sampling plans (skmade._sampling)
@@ -119,7 +153,7 @@ class MADE(nn.Module):
     @property
     def orderings(self) -> Tensor:
         """Orderings ``(n_masks, D)``: ``orderings[k, i]`` is mask k's i-th variable."""
-        return torch.argsort(self._degrees(0), dim=1)
+        return torch.argsort(self.variable_degrees, dim=1)
 
     def _wiring(self) -> list[tuple[MaskedLinear, int, int, bool]]:
         """Each masked layer with the degrees it connects (in, out) and its rule."""
@@ -175,7 +209,12 @@ class MADE(nn.Module):
         return self.n_masks == 1
 
     def forward(self, x: Tensor, k: int = 0) -> Tensor:
-        """Distribution parameters ``(n, n_params, D)`` of every conditional, mask k."""
+        """Distribution parameters of every conditional under mask ``k``.
+
+        ``x`` holds the network inputs ``(n, n_inputs)`` (values, or one-hot blocks:
+        see ``input_sizes``). Returns ``(n, n_params, D)``, or ``(n, n_outputs)`` with
+        ``output_sizes``.
+        """
         h = x
         last = len(self.layers) - 1
         masks = None if self.premasked else self.masks(k)
@@ -186,6 +225,8 @@ class MADE(nn.Module):
         if self.direct is not None:
             weight = self.direct.weight
             h = h + F.linear(x, weight if masks is None else weight * masks[-1])
+        if self.n_params is None:
+            return h
         return h.view(x.shape[0], self.n_params, self.n_features)
 
     @torch.no_grad()

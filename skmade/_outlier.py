@@ -48,8 +48,10 @@ class MADEOutlierDetector(OutlierMixin, BaseEstimator):
     density : estimator, default=None
         The density model, any estimator with ``fit`` and ``score_samples`` returning
         log-densities (it is cloned). ``None`` uses a :class:`MADEDensity` suited to
-        tabular data: two hidden layers of 64 units, 4 order-agnostic masks and early
-        stopping. Its parameters can be tuned through the detector, e.g.
+        tabular data: two hidden layers of 64 units, 4 order-agnostic masks, early
+        stopping, column families chosen per column (``distribution='auto'``) and
+        ``handle_unknown='ignore'``: a category never seen in training scores
+        ``-inf``, the most abnormal possible. Its parameters can be tuned through the detector, e.g.
         ``GridSearchCV(detector, {"density__hidden_layer_sizes": [...]})``.
 
     contamination : 'auto' or float, default='auto'
@@ -89,10 +91,12 @@ class MADEOutlierDetector(OutlierMixin, BaseEstimator):
 
     Notes
     -----
-    The default density standardizes each feature, gives constant features a scale of
-    1 and keeps every Gaussian scale above ``exp(-7)`` standard deviations, so constant
-    and nearly discrete columns give large but finite log-likelihoods, never NaN or
-    infinite scores.
+    The default density models 0/1 columns as Bernoulli, integer columns with at most
+    20 distinct values as categorical and the rest as continuous. It standardizes
+    each continuous feature, gives constant ones a scale of 1 and keeps every
+    Gaussian scale above ``exp(-7)`` standard deviations, so nearly constant
+    continuous columns give large but finite log-likelihoods. Only a category never
+    seen in training gives ``-inf``.
 
     Examples
     --------
@@ -129,6 +133,7 @@ class MADEOutlierDetector(OutlierMixin, BaseEstimator):
             early_stopping=True,
             learning_rate_init=3e-3,
             max_iter=300,
+            handle_unknown="ignore",
             random_state=self.random_state,
         )
 

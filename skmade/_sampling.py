@@ -21,8 +21,16 @@ def sample_naive(made: MADE, family, k: int, noise: Tensor) -> Tensor:
     so the zeros still standing in for them are never read.
     """
     x = torch.zeros_like(noise)
+    if made.n_params is None:  # variable-major layout: a Table family
+        ends = torch.cumsum(torch.tensor(made.output_sizes), 0).tolist()
+        for d in made.orderings[k].tolist():
+            params = made(family.encode(x), k)[
+                :, ends[d] - made.output_sizes[d] : ends[d]
+            ]
+            x[:, d] = family.draw_variable(d, params.T, noise[:, d])
+        return x
     for d in made.orderings[k].tolist():
-        params = made(x, k)[:, :, d]
+        params = made(family.encode(x), k)[:, :, d]
         x[:, d] = family.draw(params, noise[:, d])
     return x
 
@@ -42,15 +50,20 @@ class _Plan:
     """
 
     def __init__(self, made: MADE, k: int) -> None:
-        n_features, n_params = made.n_features, made.n_params
+        n_features = made.n_features
         layers = made.layers
         n_hidden = len(layers) - 1
         masks = made.masks(k)
         self.order = made.orderings[k]
         self.widths = [layer.out_features for layer in layers[:-1]]
 
+        # Inputs in the order they are drawn (a variable's one-hot block stays
+        # together); in_ends[i]: input units of the first i positions.
+        in_degrees = made._degrees(0)[k]
+        in_units = torch.argsort(in_degrees, stable=True)
+        self.in_ends = _degree_ends(in_degrees, n_features)
         weights, biases, ends = [], [], []
-        columns = self.order  # inputs in the order they are drawn
+        columns = in_units
         out_mask = masks[n_hidden]
         for i in range(n_hidden):
             degrees = made._degrees(i + 1)[k]
@@ -59,18 +72,19 @@ class _Plan:
             biases.append(layers[i].bias[units, None])
             ends.append(_degree_ends(degrees, n_features))
             columns = units
-        # Output rows p * D + ordering[i] for position i, stacked position-major.
-        parameters = torch.arange(n_params, device=self.order.device)
-        rows = (parameters[None, :] * n_features + self.order[:, None]).reshape(-1)
+        # Output rows position-major: each variable's parameters in their order.
+        out_degrees = made._degrees(n_hidden + 1)[k]
+        rows = torch.argsort(out_degrees, stable=True)
+        self.out_ends = _degree_ends(out_degrees, n_features)
         out_weight = (layers[-1].weight * out_mask)[rows][:, columns]
-        self.out_bias = layers[-1].bias[rows][:, None]  # (D * P, 1)
+        self.out_bias = layers[-1].bias[rows][:, None]  # (n_outputs, 1)
         # visible[i]: units of the last hidden layer (or inputs) position i sees.
-        visible = ends[-1] if n_hidden else list(range(n_features + 1))
+        visible = ends[-1] if n_hidden else self.in_ends
         direct = None
         if made.direct is not None:
             # Direct weights let position i see every earlier position: no two
             # positions are independent, so every run is a single position.
-            direct = (made.direct.weight * masks[-1])[rows][:, self.order]
+            direct = (made.direct.weight * masks[-1])[rows][:, in_units]
             visible = list(range(n_features + 1))
 
         # The output of position i sees the last layer's units of degree <= i. When
@@ -87,7 +101,8 @@ class _Plan:
             for layer in range(n_hidden):
                 first, last = ends[layer][done], ends[layer][start]
                 if last > first:  # units of degree in (done, start]: inputs < start
-                    n_inputs = start if layer == 0 else ends[layer - 1][start]
+                    previous = self.in_ends if layer == 0 else ends[layer - 1]
+                    n_inputs = previous[start]
                     hidden.append(
                         (
                             layer,
@@ -98,9 +113,11 @@ class _Plan:
                             biases[layer][first:last],
                         )
                     )
-            outputs = slice(start * n_params, stop * n_params)
-            seen = ends[-1][start] if n_hidden else start
-            direct_weight = None if direct is None else direct[outputs, :start]
+            outputs = slice(self.out_ends[start], self.out_ends[stop])
+            seen = ends[-1][start] if n_hidden else self.in_ends[start]
+            direct_weight = (
+                None if direct is None else direct[outputs, : self.in_ends[start]]
+            )
             self.runs.append(
                 (start, stop, seen, hidden, out_weight[outputs, :seen], direct_weight)
             )
@@ -139,10 +156,14 @@ def sample_incremental(made: MADE, family, k: int, noise: Tensor) -> Tensor:
     n_samples, n_features = noise.shape
     n_params = made.n_params
     options = {"dtype": noise.dtype, "device": noise.device}
-    x_t = torch.zeros(n_features, n_samples, **options)
+    in_ends, out_ends = plan.in_ends, plan.out_ends
+    x_t = torch.zeros(in_ends[-1], n_samples, **options)  # network inputs, sorted
     hidden_t = [torch.zeros(width, n_samples, **options) for width in plan.widths]
     last_t = hidden_t[-1] if hidden_t else x_t
     noise_t = noise[:, plan.order].T.contiguous()
+    per_variable = n_params is None  # a Table: values and inputs differ
+    values_t = torch.zeros(n_features, n_samples, **options) if per_variable else x_t
+    order = plan.order.tolist()
     threshold = getattr(family, "threshold", None)
     out_bias = plan.out_bias
     if threshold is not None:
@@ -156,20 +177,29 @@ def sample_incremental(made: MADE, family, k: int, noise: Tensor) -> Tensor:
             block = hidden_t[layer][first:last]
             torch.addmm(bias, weight, inputs[:n_inputs], out=block)
             block.relu_()
-        outputs = out_bias[start * n_params : stop * n_params]
+        outputs = out_bias[out_ends[start] : out_ends[stop]]
         if threshold is not None:
             draws = x_t[start:stop]
             torch.addmm(outputs, out_weight, last_t[:seen], out=draws)
             if direct_weight is not None:
                 draws.addmm_(direct_weight, x_t[:start])
             draws.gt_(0)
-        else:
-            params = torch.addmm(outputs, out_weight, last_t[:seen])
-            if direct_weight is not None:
-                params.addmm_(direct_weight, x_t[:start])
+            continue
+        params = torch.addmm(outputs, out_weight, last_t[:seen])
+        if direct_weight is not None:
+            params.addmm_(direct_weight, x_t[: in_ends[start]])
+        if not per_variable:
             params = params.view(stop - start, n_params, n_samples)
             x_t[start:stop] = family.draw(params, noise_t[start:stop])
+            continue
+        for i in range(start, stop):
+            d = order[i]
+            block = params[
+                out_ends[i] - out_ends[start] : out_ends[i + 1] - out_ends[start]
+            ]
+            values_t[i] = family.draw_variable(d, block, noise_t[i])
+            x_t[in_ends[i] : in_ends[i + 1]] = family.encode_variable(d, values_t[i])
 
     x = torch.empty_like(noise)
-    x[:, plan.order] = x_t.T
+    x[:, plan.order] = values_t.T
     return x

@@ -128,11 +128,20 @@ def test_mixed_scale_tabular_data_gives_finite_scores():
     assert np.all(np.isfinite(detector.density_.loss_curve_))
     scores = detector.score_samples(X)
     assert np.all(np.isfinite(scores))
+    assert list(detector.density_.column_distributions_) == [
+        "gaussian",
+        "gaussian",
+        "categorical",
+        "categorical",
+        "categorical",
+        "bernoulli",
+    ]
     odd = X[:5].copy()
-    odd[:, 2] = 4.0  # the constant column takes another value
+    odd[:, 2] = 4.0  # the constant (one-category) column takes an unseen value
     odd_scores = detector.score_samples(odd)
-    assert np.all(np.isfinite(odd_scores))
-    assert np.all(odd_scores < scores[:5] - 1)
+    assert np.all(odd_scores == -np.inf)  # impossible under the model: most abnormal
+    assert np.all(detector.predict(odd) == -1)
+    assert not np.isnan(detector.score_features(odd)).any()
     # What changed is feature 2, and the explanation of the change says so.
     change = detector.score_features(odd) - detector.score_features(X[:5])
     assert np.all(np.argmin(change, axis=1) == 2)
