@@ -84,7 +84,7 @@ def frame_to_numeric(X, categories: dict | None = None, handle_unknown="error"):
                 except TypeError:  # mixed types: first-seen order
                     pass
                 known = np.asarray(values, dtype=object)
-        codes = pd.Categorical(column, categories=list(known)).codes
+        codes = pd.Index(list(known)).get_indexer(column.astype(object))
         missing = column.isna().to_numpy()
         if missing.any():
             raise ValueError(

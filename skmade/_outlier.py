@@ -51,7 +51,8 @@ class MADEOutlierDetector(OutlierMixin, BaseEstimator):
         tabular data: two hidden layers of 64 units, 4 order-agnostic masks, early
         stopping, column families chosen per column (``distribution='auto'``) and
         ``handle_unknown='ignore'``: a category never seen in training scores
-        ``-inf``, the most abnormal possible. Its parameters can be tuned through the detector, e.g.
+        ``-inf``, the most abnormal possible. Its parameters can be tuned through
+        the detector, e.g.
         ``GridSearchCV(detector, {"density__hidden_layer_sizes": [...]})``.
 
     contamination : 'auto' or float, default='auto'
