@@ -2,7 +2,7 @@
 
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from skmade import MADEDensity, MADEOutlierDetector
+from skmade import MADEDensity, MADEOutlierDetector, MAFDensity
 
 
 def _expected_failed_checks(estimator):
@@ -24,6 +24,18 @@ def _expected_failed_checks(estimator):
 @parametrize_with_checks(
     [
         MADEDensity(hidden_layer_sizes=(8,), max_iter=5, random_state=0, device="cpu"),
+        MAFDensity(
+            n_flows=2, hidden_layer_sizes=(8,), max_iter=5, random_state=0, device="cpu"
+        ),
+        MAFDensity(
+            n_flows=2,
+            hidden_layer_sizes=(8,),
+            n_components=2,
+            batch_norm=False,
+            max_iter=5,
+            random_state=0,
+            device="cpu",
+        ),
         MADEOutlierDetector(
             MADEDensity(
                 hidden_layer_sizes=(8,), max_iter=20, random_state=0, device="cpu"

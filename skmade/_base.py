@@ -1,0 +1,198 @@
+"""Shared machinery of the torch density estimators: training, scoring, pickling."""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from numbers import Integral
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, DensityMixin
+from sklearn.exceptions import ConvergenceWarning
+
+
+def _resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            "device='cuda' was requested but torch.cuda.is_available() is False. "
+            "Use device='cpu' or device='auto'."
+        )
+    return torch.device(device)
+
+
+def _as_float32_tensor(A: np.ndarray, device: torch.device) -> torch.Tensor:
+    """A float32 tensor sharing memory with A where possible.
+
+    Read-only arrays (memmaps, some pandas frames) are copied: torch cannot wrap them.
+    """
+    A = np.asarray(A, dtype=np.float32)
+    if not A.flags.writeable:
+        A = A.copy()
+    return torch.as_tensor(A, device=device)
+
+
+def _weighted_mean(X: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Column means of X under row weights; a BLAS mat-vec, not a broadcast."""
+    return (weights.astype(X.dtype) @ X).astype(np.float64) / weights.sum()
+
+
+class TorchDensity(DensityMixin, BaseEstimator):
+    """Base class: mini-batch maximum-likelihood training of a torch density.
+
+    Subclasses provide ``module_`` (with ``n_masks``, ``mask_grads`` and ``penalty``),
+    an output family (``encode`` and ``log_prob``) and ``_log_likelihood``; the
+    training parameters (``max_iter``, ``batch_size``, ``learning_rate_init``,
+    ``alpha``, ``early_stopping``, ``n_iter_no_change``, ``tol``, ``verbose``) have the
+    same names and meanings in every subclass.
+    """
+
+    @staticmethod
+    def _torch_generator(rng) -> torch.Generator:
+        seed = int(rng.randint(np.iinfo(np.int32).max))
+        return torch.Generator().manual_seed(seed)
+
+    def _train(
+        self, module, family, Z, weights, Z_val, weights_val, generator, incremental
+    ):
+        device = next(module.parameters()).device
+        n_train = Z.shape[0]
+        batch_size = min(200, n_train) if self.batch_size == "auto" else self.batch_size
+        batch_size = min(batch_size, n_train)
+        x_all = _as_float32_tensor(Z, device)
+        # Weights rescaled to mean 1: each mini-batch mean is then an unbiased
+        # estimate of the weighted mean log-likelihood.
+        w_all = torch.as_tensor(weights * (n_train / weights.sum()), device=device)
+        w_all = w_all.to(torch.float32)
+        optimizer = getattr(self, "_optimizer", None) if incremental else None
+        if optimizer is None or optimizer.param_groups[0]["params"][0] is not next(
+            module.parameters()
+        ):
+            optimizer = torch.optim.Adam(
+                module.parameters(), lr=self.learning_rate_init
+            )
+        for group in optimizer.param_groups:
+            group["lr"] = self.learning_rate_init
+        self._optimizer = optimizer
+        early_stopping = self.early_stopping and not incremental
+        penalty_scale = 0.5 * self.alpha / n_train
+        n_masks = module.n_masks
+        best_state = None
+        no_improvement = 0
+        converged = False
+
+        for _ in range(1 if incremental else self.max_iter):
+            module.train()
+            total = torch.zeros((), device=device)
+            order = torch.randperm(n_train, generator=generator).to(device)
+            for start in range(0, n_train, batch_size):
+                rows = order[start : start + batch_size]
+                x = x_all[rows]
+                k = self.n_steps_ % n_masks
+                log_prob = family.log_prob(module(family.encode(x), k), x).sum(dim=1)
+                loss = -(w_all[rows] * log_prob).mean()
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                module.mask_grads(k, penalty_scale)
+                optimizer.step()
+                self.n_steps_ += 1
+                total += loss.detach() * rows.shape[0]
+            self.n_iter_ += 1
+            loss_value = total.item() / n_train
+            if penalty_scale > 0:
+                # The L2 term changes slowly: evaluate it once per epoch, averaged
+                # over the masks, rather than at every step.
+                penalty = sum(module.penalty(k).item() for k in range(n_masks))
+                loss_value += penalty_scale * penalty / n_masks
+            if not np.isfinite(loss_value):
+                raise FloatingPointError(
+                    f"The training loss became {loss_value} at epoch {self.n_iter_}. "
+                    "Lower learning_rate_init, or check X for extreme values."
+                )
+            self.loss_curve_.append(loss_value)
+            message = f"Iteration {self.n_iter_}, loss = {loss_value:.8f}"
+
+            if early_stopping:
+                score = self._mean_log_likelihood(Z_val, weights_val)
+                self.validation_scores_.append(score)
+                message += f", validation log-likelihood = {score:.8f}"
+                if score < self.best_validation_score_ + self.tol:
+                    no_improvement += 1
+                else:
+                    no_improvement = 0
+                if score > self.best_validation_score_:
+                    self.best_validation_score_ = score
+                    best_state = copy.deepcopy(module.state_dict())
+            else:
+                if loss_value > self.best_loss_ - self.tol:
+                    no_improvement += 1
+                else:
+                    no_improvement = 0
+            self.best_loss_ = min(self.best_loss_, loss_value)
+            if self.verbose:
+                print(message)
+            if no_improvement > self.n_iter_no_change:
+                converged = True
+                break
+
+        if best_state is not None:
+            module.load_state_dict(best_state)
+        if not converged and not incremental:
+            warnings.warn(
+                f"{type(self).__name__} stopped at max_iter={self.max_iter} epochs "
+                "before converging. Raise max_iter or use early_stopping=True.",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+
+    @staticmethod
+    def _check_n_samples(n_samples) -> None:
+        if isinstance(n_samples, bool) or not isinstance(n_samples, Integral):
+            raise ValueError(
+                f"n_samples must be a positive integer; got {n_samples!r}."
+            )
+        if n_samples < 1:
+            raise ValueError(f"n_samples must be a positive integer; got {n_samples}.")
+
+    def _mean_log_likelihood(self, Z: np.ndarray, weights: np.ndarray) -> float:
+        # Validation rows that all carry zero weight still get a (plain) mean.
+        weights = weights if weights.sum() > 0 else None
+        return float(np.average(self._log_likelihood(Z), weights=weights))
+
+    def score(self, X, y=None):
+        """Mean log-likelihood of the rows of X.
+
+        This is the mean, as in :class:`~sklearn.mixture.GaussianMixture`, not the
+        sum returned by :class:`~sklearn.neighbors.KernelDensity`, so that scores of
+        data sets of different sizes compare.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Rows to evaluate.
+
+        y : Ignored
+            Not used, present for API consistency by convention.
+
+        Returns
+        -------
+        score : float
+            Mean of :meth:`score_samples` over the rows of X.
+        """
+        return float(np.mean(self.score_samples(X)))
+
+    # ------------------------------------------------------------------ pickling
+
+    def __getstate__(self):
+        state = dict(super().__getstate__())  # may be the live __dict__: copy
+        # The optimizer's state refers to the live parameters and may sit on a GPU;
+        # a loaded model's next partial_fit starts a fresh optimizer.
+        state.pop("_optimizer", None)
+        module = state.get("module_")
+        if module is not None and any(
+            t.device.type != "cpu" for t in module.state_dict().values()
+        ):
+            state["module_"] = copy.deepcopy(module).to("cpu")
+        return state

@@ -1,0 +1,468 @@
+"""MAFDensity: a masked autoregressive flow with the scikit-learn API."""
+
+from __future__ import annotations
+
+import math
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from sklearn.base import _fit_context
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    check_is_fitted,
+    validate_data,
+)
+
+from ._base import TorchDensity, _as_float32_tensor, _resolve_device, _weighted_mean
+from ._families import Gaussian, MixtureOfGaussians
+from ._flows import MAF, FlowOutput
+from ._masks import make_degrees
+from ._nn import MADE
+from ._utils import restore_on_error
+
+_SCORE_CHUNK = 8192
+
+
+class MAFDensity(TorchDensity):
+    """Density estimation with a masked autoregressive flow (MAF).
+
+    A MAF (Papamakarios, Pavlakou and Murray, 2017) stacks ``n_flows`` Gaussian MADEs.
+    Each one maps its input to noise, ``u_d = (x_d - mu_d(x_<d)) exp(-s_d(x_<d))``,
+    in its own ordering (reversed, or random, from one MADE to the next), and the
+    last noise is scored by a base density: a standard normal, or (with
+    ``n_components > 1``) a MADE with mixture-of-Gaussians conditionals (MAF MoG).
+    The log-density is the base's plus every layer's log-Jacobian, exact and
+    normalized, in one pass per MADE. Sampling inverts the MADEs one by one, each with
+    MADE's incremental sampler.
+
+    Parameters
+    ----------
+    n_flows : int, default=5
+        Number of Gaussian MADEs in the stack.
+
+    hidden_layer_sizes : int or array-like of shape (n_layers,), default=(64, 64)
+        Hidden layers of every MADE (an int means one layer).
+
+    n_components : int, default=1
+        Components of the base density's conditionals; 1 is a standard normal base.
+
+    batch_norm : bool, default=True
+        Batch normalization (an invertible affine layer whose log-Jacobian is
+        included) between consecutive MADEs. It normalizes with each mini-batch's
+        statistics while training and with the training data's statistics, recomputed
+        after every fit, when scoring and sampling.
+
+    ordering : {'reverse', 'random'}, default='reverse'
+        Ordering of each MADE relative to the previous one (the first MADE uses the
+        column order): reversed, or a fresh random permutation.
+
+    max_iter : int, default=200
+        Maximum number of epochs (passes over the training data).
+
+    batch_size : int or 'auto', default='auto'
+        Mini-batch size; ``'auto'`` is ``min(200, n_samples)``.
+
+    learning_rate_init : float, default=1e-3
+        Learning rate of the Adam optimizer.
+
+    alpha : float, default=1e-4
+        Strength of the L2 penalty on the MADEs' weights (``0.5 * alpha * ||W||^2 /
+        n_samples`` added to the mean negative log-likelihood).
+
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the data and stop when its log-likelihood
+        has not improved by ``tol`` for ``n_iter_no_change`` epochs; the best weights
+        are restored.
+
+    validation_fraction : float, default=0.1
+        Fraction of the training rows held out when ``early_stopping=True``.
+
+    n_iter_no_change : int, default=10
+        Number of epochs without improvement by at least ``tol`` before stopping.
+
+    tol : float, default=1e-4
+        Improvement (nats per row) that counts as progress.
+
+    random_state : int, RandomState instance or None, default=None
+        Seeds the orderings, degrees, initial weights, validation split and
+        shuffling. No global random state is read or changed.
+
+    verbose : bool, default=False
+        Print the loss after every epoch.
+
+    warm_start : bool, default=False
+        If True, a second :meth:`fit` continues training the fitted flow.
+
+    device : {'auto', 'cpu', 'cuda'}, default='auto'
+        Where the flow trains and scores; ``'auto'`` uses CUDA when available.
+
+    Attributes
+    ----------
+    module_ : torch.nn.Module
+        The fitted flow (in eval mode).
+
+    orderings_ : ndarray of shape (n_flows, n_features)
+        ``orderings_[i, j]``: the feature modelled ``j``-th by MADE ``i``.
+
+    mean_, scale_ : ndarray of shape (n_features,)
+        Per-feature mean and standard deviation used to standardize X (constant
+        features get a scale of 1); densities are in the units of X.
+
+    loss_curve_, best_loss_, validation_scores_, best_validation_score_, n_iter_, \
+n_steps_
+        As in :class:`MADEDensity`.
+
+    n_features_in_ : int
+        Number of features seen during :term:`fit`.
+
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during :term:`fit`, when they are all strings.
+
+    See Also
+    --------
+    MADEDensity : A single MADE, for continuous, discrete and mixed data.
+
+    References
+    ----------
+    G. Papamakarios, T. Pavlakou, I. Murray. "Masked Autoregressive Flow for Density
+    Estimation." NeurIPS 2017.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skmade import MAFDensity
+    >>> rng = np.random.RandomState(0)
+    >>> x = rng.randn(300)
+    >>> X = np.column_stack([x, x**2 + 0.1 * rng.randn(300)])
+    >>> maf = MAFDensity(n_flows=3, hidden_layer_sizes=16, max_iter=20,
+    ...                  random_state=0).fit(X)
+    >>> maf.score_samples(X[:2]).shape
+    (2,)
+    >>> maf.sample(3, random_state=0).shape
+    (3, 2)
+    """
+
+    _parameter_constraints: dict = {
+        "n_flows": [Interval(Integral, 1, None, closed="left")],
+        "hidden_layer_sizes": [
+            "array-like",
+            Interval(Integral, 1, None, closed="left"),
+        ],
+        "n_components": [Interval(Integral, 1, None, closed="left")],
+        "batch_norm": ["boolean"],
+        "ordering": [StrOptions({"reverse", "random"})],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [
+            StrOptions({"auto"}),
+            Interval(Integral, 1, None, closed="left"),
+        ],
+        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+        "warm_start": ["boolean"],
+        "device": [StrOptions({"auto", "cpu", "cuda"})],
+    }
+
+    def __init__(
+        self,
+        *,
+        n_flows=5,
+        hidden_layer_sizes=(64, 64),
+        n_components=1,
+        batch_norm=True,
+        ordering="reverse",
+        max_iter=200,
+        batch_size="auto",
+        learning_rate_init=1e-3,
+        alpha=1e-4,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        tol=1e-4,
+        random_state=None,
+        verbose=False,
+        warm_start=False,
+        device="auto",
+    ):
+        self.n_flows = n_flows
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.n_components = n_components
+        self.batch_norm = batch_norm
+        self.ordering = ordering
+        self.max_iter = max_iter
+        self.batch_size = batch_size
+        self.learning_rate_init = learning_rate_init
+        self.alpha = alpha
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.random_state = random_state
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.device = device
+
+    def _hidden_sizes(self) -> tuple[int, ...]:
+        sizes = np.atleast_1d(np.asarray(self.hidden_layer_sizes))
+        if sizes.size == 0:
+            return ()
+        if (
+            sizes.ndim != 1
+            or not np.issubdtype(sizes.dtype, np.number)
+            or np.any(sizes != np.round(sizes))
+            or np.any(sizes < 1)
+        ):
+            raise ValueError(
+                "hidden_layer_sizes must be a sequence of positive integers; got "
+                f"{self.hidden_layer_sizes!r}."
+            )
+        return tuple(int(s) for s in sizes)
+
+    def _structure(self) -> dict:
+        return {
+            "n_flows": self.n_flows,
+            "hidden_layer_sizes": self._hidden_sizes(),
+            "n_components": self.n_components,
+            "batch_norm": self.batch_norm,
+            "ordering": self.ordering,
+        }
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None, sample_weight=None):
+        """Fit the flow to X by maximum likelihood.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Continuous training data.
+
+        y : Ignored
+            Not used, present for API consistency by convention.
+
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weight of each row in the log-likelihood.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        return self._fit(X, sample_weight, incremental=False)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y=None, sample_weight=None):
+        """Train for one epoch over X, continuing from the current state.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data for this epoch.
+
+        y : Ignored
+            Not used, present for API consistency by convention.
+
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weight of each row in the log-likelihood.
+
+        Returns
+        -------
+        self : object
+            The updated estimator.
+        """
+        return self._fit(X, sample_weight, incremental=True)
+
+    def _check_fit_input(self, X, sample_weight, incremental):
+        continuing = (self.warm_start or incremental) and hasattr(self, "module_")
+        if continuing and self._fitted_structure != self._structure():
+            changed = next(
+                name
+                for name, value in self._structure().items()
+                if self._fitted_structure[name] != value
+            )
+            raise ValueError(
+                f"warm_start=True continues training the fitted flow, but {changed} "
+                "changed. Set warm_start=False to fit a new model."
+            )
+        hidden = self._hidden_sizes()
+        X = validate_data(
+            self,
+            X,
+            dtype=[np.float64, np.float32],
+            ensure_min_samples=2,
+            reset=not continuing,
+        )
+        weights = _check_sample_weight(
+            sample_weight, X, dtype=np.float64, ensure_non_negative=True
+        )
+        n_samples = X.shape[0]
+        n_validation = 0
+        if self.early_stopping and not incremental:
+            n_validation = math.floor(self.validation_fraction * n_samples)
+            if n_validation < 1 or n_samples - n_validation < 2:
+                raise ValueError(
+                    f"early_stopping=True with validation_fraction="
+                    f"{self.validation_fraction} leaves {n_samples - n_validation} "
+                    f"training and {n_validation} validation rows out of "
+                    f"{n_samples}; at least 2 and 1 are needed."
+                )
+        device = _resolve_device(self.device)
+        return X, weights, hidden, n_validation, device, continuing
+
+    def _build(self, n_features: int, hidden, rng) -> MAF:
+        orderings = np.empty((self.n_flows, n_features), dtype=np.int64)
+        orderings[0] = np.arange(n_features)
+        for i in range(1, self.n_flows):
+            if self.ordering == "reverse":
+                orderings[i] = orderings[i - 1][::-1]
+            else:
+                orderings[i] = rng.permutation(n_features)
+        generator = self._torch_generator(rng)
+        flows = []
+        for ordering in orderings:
+            degrees = make_degrees(ordering[None], hidden, rng)
+            made = MADE([torch.from_numpy(d) for d in degrees], Gaussian.n_params)
+            made.reset_parameters(generator)
+            with torch.no_grad():  # start near the identity map
+                made.layers[-1].bias.zero_()
+            flows.append(made)
+        base = family = None
+        if self.n_components > 1:
+            family = MixtureOfGaussians(self.n_components)
+            ordering = orderings[-1][::-1].copy()
+            degrees = make_degrees(ordering[None], hidden, rng)
+            base = MADE([torch.from_numpy(d) for d in degrees], family.n_params)
+            base.reset_parameters(generator)
+            with torch.no_grad():
+                bias = family.initial_bias(rng.randn(2000, n_features), np.ones(2000))
+                base.layers[-1].bias.copy_(torch.as_tensor(bias.reshape(-1)))
+        self.orderings_ = orderings
+        return MAF(flows, self.batch_norm, base, family)
+
+    def _fit(self, X, sample_weight, incremental):
+        with restore_on_error(self):
+            checked = self._check_fit_input(X, sample_weight, incremental)
+        X, weights, hidden, n_validation, device, continuing = checked
+        if incremental:
+            if not continuing or not hasattr(self, "_incremental_rng"):
+                self._incremental_rng = check_random_state(self.random_state)
+            rng = self._incremental_rng
+        else:
+            rng = check_random_state(self.random_state)
+        permutation = rng.permutation(X.shape[0])
+        if n_validation:
+            validation_rows = permutation[:n_validation]
+            X_val, weights_val = X[validation_rows], weights[validation_rows]
+            train_rows = np.sort(permutation[n_validation:])
+            X, weights = X[train_rows], weights[train_rows]
+        else:
+            X_val, weights_val = X[:0], weights[:0]
+
+        if continuing:
+            module = self.module_.to(device)
+        else:
+            mean = _weighted_mean(X, weights)
+            scale = np.sqrt(_weighted_mean((X - mean) ** 2, weights))
+            scale[scale < 10 * np.finfo(np.float64).eps * np.abs(mean) + 1e-300] = 1
+            self.mean_, self.scale_ = mean, scale
+            module = self._build(X.shape[1], hidden, rng).to(device)
+            self._fitted_structure = self._structure()
+            self.loss_curve_ = []
+            self.validation_scores_ = [] if self.early_stopping else None
+            self.best_validation_score_ = -np.inf if self.early_stopping else None
+            self.best_loss_ = np.inf
+            self.n_iter_ = 0
+            self.n_steps_ = 0
+        if self.early_stopping and self.validation_scores_ is None:
+            self.validation_scores_, self.best_validation_score_ = [], -np.inf
+        self.module_ = module
+        Z, Z_val = self._standardize(X), self._standardize(X_val)
+        self._train(
+            module,
+            FlowOutput,
+            Z,
+            weights,
+            Z_val,
+            weights_val,
+            self._torch_generator(rng),
+            incremental,
+        )
+        # Batch norm scores with the training data's statistics under the final
+        # weights, not with running averages that lag behind them.
+        module.set_statistics(
+            _as_float32_tensor(Z, device),
+            torch.as_tensor(weights, dtype=torch.float32, device=device),
+        )
+        module.eval()
+        return self
+
+    def _standardize(self, X: np.ndarray) -> np.ndarray:
+        return (X - self.mean_) / self.scale_
+
+    @torch.no_grad()
+    def _log_likelihood(self, Z: np.ndarray) -> np.ndarray:
+        module = self.module_
+        module.eval()
+        device = next(module.parameters()).device
+        out = np.empty(Z.shape[0], dtype=np.float64)
+        for start in range(0, Z.shape[0], _SCORE_CHUNK):
+            x = _as_float32_tensor(Z[start : start + _SCORE_CHUNK], device)
+            terms = module(x, dtype=torch.float64)
+            out[start : start + x.shape[0]] = terms.sum(dim=1).cpu().numpy()
+        return out - float(np.sum(np.log(self.scale_)))
+
+    def score_samples(self, X):
+        """Log-density of each row under the flow, in nats and the units of X.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Rows to evaluate.
+
+        Returns
+        -------
+        log_density : ndarray of shape (n_samples,)
+            ``log p(x)`` of each row.
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        return self._log_likelihood(self._standardize(X))
+
+    @torch.no_grad()
+    def sample(self, n_samples=1, random_state=None):
+        """Draw rows exactly from the fitted flow.
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+            Number of rows to draw.
+
+        random_state : int, RandomState instance or None, default=None
+            Seeds the draw. ``None`` uses numpy's global random state.
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features)
+            The drawn rows, in the units of the training data.
+        """
+        check_is_fitted(self)
+        self._check_n_samples(n_samples)
+        rng = check_random_state(random_state)
+        module = self.module_
+        module.eval()
+        device = next(module.parameters()).device
+        generator = self._torch_generator(rng)
+        shape = (n_samples, module.n_features)
+        if module.base is None:
+            noise = torch.randn(shape, generator=generator)
+        else:
+            noise = module.base_family.noise(shape, generator)
+        Z = module.sample(noise.to(device))
+        return Z.cpu().double().numpy() * self.scale_ + self.mean_
