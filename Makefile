@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint format bench bench-anomaly bench-mnist clean
+.PHONY: demo test lint format bench bench-anomaly bench-mnist bench-continuous bench-image clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,14 @@ bench: $(STAMP)
 # per configuration; choose with CONFIGS="1x500-1mask ...").
 bench-anomaly: $(STAMP)
 	$(PY) -m benchmarks.anomaly
+
+bench-continuous: $(STAMP)
+	$(PY) -m pip install -c constraints.txt -e ".[bench]"
+	$(PY) -m benchmarks.continuous
+
+bench-image: $(STAMP)
+	$(PY) -m pip install -c constraints.txt -e ".[bench]"
+	$(PY) -m benchmarks.image_density
 
 bench-mnist: $(STAMP)
 	$(PY) -m pip install -c constraints.txt -e ".[bench]"

@@ -65,6 +65,12 @@ CONFIGS = {
     "1x1500-1mask-direct-alpha200": dict(
         hidden_layer_sizes=(1500,), n_masks=1, direct_connections=True, alpha=200.0
     ),
+    "1x1500-1mask-direct-alpha100": dict(
+        hidden_layer_sizes=(1500,), n_masks=1, direct_connections=True, alpha=100.0
+    ),
+    "1x2000-1mask-direct-alpha50": dict(
+        hidden_layer_sizes=(2000,), n_masks=1, direct_connections=True, alpha=50.0
+    ),
 }
 TRAINING = dict(batch_size=100, learning_rate_init=1e-3, alpha=0.0, random_state=0)
 

@@ -22,6 +22,24 @@ from ._sampling import sample_incremental
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 
 
+class FlowGaussian(Gaussian):
+    """The affine layer of a MAF: a Gaussian whose log-scale is bounded both ways.
+
+    ``s = B tanh(raw / B)``, so that each layer stretches or squeezes by at most
+    ``exp(B)``. A single MADE can let a conditional's scale shrink far (its floor is
+    ``exp(-7)``); in a stack, a layer that has collapsed onto duplicated training values
+    would stretch a slightly different test value by that much and hand the next
+    layers inputs far outside anything they were trained on, compounding the blow-up.
+    """
+
+    LOG_SCALE_BOUND = 3.0
+
+    @classmethod
+    def mean_and_log_scale(cls, params: Tensor) -> tuple[Tensor, Tensor]:
+        bound = cls.LOG_SCALE_BOUND
+        return params[:, 0], bound * torch.tanh(params[:, 1] / bound)
+
+
 class BatchNormFlow(nn.Module):
     """Batch normalization as an invertible layer with a tracked log-Jacobian.
 
@@ -112,7 +130,7 @@ class MAF(nn.Module):
             params = made(u.to(weight_dtype))
             if dtype is not None:
                 params = params.to(dtype)
-            mean, log_scale = Gaussian.mean_and_log_scale(params)
+            mean, log_scale = FlowGaussian.mean_and_log_scale(params)
             u = (u - mean) * torch.exp(-log_scale)
             log_det = log_det - log_scale
             if norm is not None:
@@ -145,7 +163,7 @@ class MAF(nn.Module):
         """Store every batch-norm layer's statistics of the data ``x`` (in order)."""
         u = x
         for made, norm in zip(self.flows, self.norms, strict=True):
-            mean, log_scale = Gaussian.mean_and_log_scale(made(u))
+            mean, log_scale = FlowGaussian.mean_and_log_scale(made(u))
             u = (u - mean) * torch.exp(-log_scale)
             if norm is not None:
                 norm.set_statistics(u, weights)
@@ -164,7 +182,7 @@ class MAF(nn.Module):
         for made, norm in zip(reversed(self.flows), reversed(self.norms), strict=True):
             if norm is not None:
                 u = norm.inverse(u)
-            u = sample_incremental(made, Gaussian, 0, u)
+            u = sample_incremental(made, FlowGaussian, 0, u)
         return u
 
 
