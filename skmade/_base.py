@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import copy
+import math
 import warnings
-from numbers import Integral
+from numbers import Integral, Real
 
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
 
 
 def _resolve_device(device: str) -> torch.device:
@@ -37,6 +40,32 @@ def _as_float32_tensor(A: np.ndarray, device: torch.device) -> torch.Tensor:
 def _weighted_mean(X: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """Column means of X under row weights; a BLAS mat-vec, not a broadcast."""
     return (weights.astype(X.dtype) @ X).astype(np.float64) / weights.sum()
+
+
+# Parameters every torch density shares, with the same meaning.
+TRAINING_CONSTRAINTS: dict = {
+    "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
+    "max_iter": [Interval(Integral, 1, None, closed="left")],
+    "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
+    "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+    "alpha": [Interval(Real, 0, None, closed="left")],
+    "early_stopping": ["boolean"],
+    "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+    "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+    "tol": [Interval(Real, 0, None, closed="left")],
+    "random_state": ["random_state"],
+    "verbose": ["verbose"],
+    "warm_start": ["boolean"],
+    "device": [StrOptions({"auto", "cpu", "cuda"})],
+}
+
+
+def standardization(X: np.ndarray, weights: np.ndarray):
+    """Weighted column means and standard deviations; constant columns get scale 1."""
+    mean = _weighted_mean(X, weights)
+    scale = np.sqrt(_weighted_mean((X - mean) ** 2, weights))
+    scale[scale < 10 * np.finfo(np.float64).eps * np.abs(mean) + 1e-300] = 1
+    return mean, scale
 
 
 class TorchDensity(DensityMixin, BaseEstimator):
@@ -146,6 +175,69 @@ class TorchDensity(DensityMixin, BaseEstimator):
                 ConvergenceWarning,
                 stacklevel=3,
             )
+
+    def _hidden_sizes(self) -> tuple[int, ...]:
+        sizes = np.atleast_1d(np.asarray(self.hidden_layer_sizes))
+        if sizes.size == 0:
+            return ()
+        if sizes.ndim != 1 or not np.issubdtype(sizes.dtype, np.number):
+            raise ValueError(
+                "hidden_layer_sizes must be a sequence of positive integers; got "
+                f"{self.hidden_layer_sizes!r}."
+            )
+        if np.any(sizes != np.round(sizes)) or np.any(sizes < 1):
+            raise ValueError(
+                "hidden_layer_sizes must contain positive integers; got "
+                f"{self.hidden_layer_sizes!r}."
+            )
+        return tuple(int(s) for s in sizes)
+
+    def _n_validation(self, n_samples: int, incremental: bool) -> int:
+        """Rows held out for early stopping (none for ``partial_fit``)."""
+        if not self.early_stopping or incremental:
+            return 0
+        n_validation = math.floor(self.validation_fraction * n_samples)
+        if n_validation < 1 or n_samples - n_validation < 2:
+            raise ValueError(
+                f"early_stopping=True with validation_fraction="
+                f"{self.validation_fraction} splits {n_samples} rows into "
+                f"{n_samples - n_validation} for training and {n_validation} for "
+                "validation; at least 2 and 1 are needed. Provide more rows, "
+                "change validation_fraction or set early_stopping=False."
+            )
+        return n_validation
+
+    def _fit_rng(self, incremental: bool, continuing: bool):
+        """The random stream of this fit; ``partial_fit`` calls share one."""
+        if not incremental:
+            return check_random_state(self.random_state)
+        if not continuing or not hasattr(self, "_incremental_rng"):
+            self._incremental_rng = check_random_state(self.random_state)
+        return self._incremental_rng
+
+    @staticmethod
+    def _split(X, weights, n_validation, rng):
+        """``(X, weights, X_val, weights_val)`` with ``n_validation`` rows held out."""
+        permutation = rng.permutation(X.shape[0])
+        if not n_validation:
+            return X, weights, X[:0], weights[:0]
+        validation_rows = permutation[:n_validation]
+        train_rows = np.sort(permutation[n_validation:])
+        return (
+            X[train_rows],
+            weights[train_rows],
+            X[validation_rows],
+            weights[validation_rows],
+        )
+
+    def _reset_training_state(self) -> None:
+        self._fitted_structure = self._structure()
+        self.loss_curve_ = []
+        self.validation_scores_ = [] if self.early_stopping else None
+        self.best_validation_score_ = -np.inf if self.early_stopping else None
+        self.best_loss_ = np.inf
+        self.n_iter_ = 0
+        self.n_steps_ = 0
 
     @staticmethod
     def _check_n_samples(n_samples) -> None:

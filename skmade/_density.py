@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from numbers import Integral, Real
+from numbers import Integral
 
 import numpy as np
 import torch
@@ -17,10 +17,11 @@ from sklearn.utils.validation import (
 )
 
 from ._base import (
+    TRAINING_CONSTRAINTS,
     TorchDensity,
     _as_float32_tensor,
     _resolve_device,
-    _weighted_mean,
+    standardization,
 )
 from ._columns import check_values, frame_to_numeric, infer_kinds
 from ._families import Bernoulli, Gaussian, MixtureOfGaussians, Table
@@ -247,10 +248,6 @@ class MADEDensity(TorchDensity):
     """
 
     _parameter_constraints: dict = {
-        "hidden_layer_sizes": [
-            "array-like",
-            Interval(Integral, 1, None, closed="left"),
-        ],
         "distribution": [
             StrOptions({"auto", "bernoulli", "categorical", "gaussian"}),
             "array-like",
@@ -263,21 +260,7 @@ class MADEDensity(TorchDensity):
         "order_agnostic": ["boolean"],
         "direct_connections": ["boolean"],
         "n_eval_masks": [Interval(Integral, 1, None, closed="left"), None],
-        "max_iter": [Interval(Integral, 1, None, closed="left")],
-        "batch_size": [
-            StrOptions({"auto"}),
-            Interval(Integral, 1, None, closed="left"),
-        ],
-        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
-        "alpha": [Interval(Real, 0, None, closed="left")],
-        "early_stopping": ["boolean"],
-        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
-        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
-        "tol": [Interval(Real, 0, None, closed="left")],
-        "random_state": ["random_state"],
-        "verbose": ["verbose"],
-        "warm_start": ["boolean"],
-        "device": [StrOptions({"auto", "cpu", "cuda"})],
+        **TRAINING_CONSTRAINTS,
     }
 
     def __init__(
@@ -330,22 +313,6 @@ class MADEDensity(TorchDensity):
         self.device = device
 
     # ------------------------------------------------------------------ validation
-
-    def _hidden_sizes(self) -> tuple[int, ...]:
-        sizes = np.atleast_1d(np.asarray(self.hidden_layer_sizes))
-        if sizes.size == 0:
-            return ()
-        if sizes.ndim != 1 or not np.issubdtype(sizes.dtype, np.number):
-            raise ValueError(
-                "hidden_layer_sizes must be a sequence of positive integers; got "
-                f"{self.hidden_layer_sizes!r}."
-            )
-        if np.any(sizes != np.round(sizes)) or np.any(sizes < 1):
-            raise ValueError(
-                "hidden_layer_sizes must contain positive integers; got "
-                f"{self.hidden_layer_sizes!r}."
-            )
-        return tuple(int(s) for s in sizes)
 
     def _structure(self) -> dict:
         """The parameters that fix the network; warm starts must keep them."""
@@ -417,17 +384,7 @@ class MADEDensity(TorchDensity):
                 f"{self.n_masks}; inference can only average masks that were trained."
             )
 
-        n_validation = 0
-        if self.early_stopping and not incremental:
-            n_validation = math.floor(self.validation_fraction * n_samples)
-            if n_validation < 1 or n_samples - n_validation < 2:
-                raise ValueError(
-                    f"early_stopping=True with validation_fraction="
-                    f"{self.validation_fraction} splits {n_samples} rows into "
-                    f"{n_samples - n_validation} for training and {n_validation} for "
-                    "validation; at least 2 and 1 are needed. Provide more rows, "
-                    "change validation_fraction or set early_stopping=False."
-                )
+        n_validation = self._n_validation(n_samples, incremental)
         device = _resolve_device(self.device)
         return (
             X,
@@ -499,21 +456,9 @@ class MADEDensity(TorchDensity):
         X, weights, hidden, kinds, frame_categories = checked[:5]
         n_validation, device, continuing = checked[5:]
 
-        if incremental:  # one random stream across calls: new shuffles each epoch
-            if not continuing or not hasattr(self, "_incremental_rng"):
-                self._incremental_rng = check_random_state(self.random_state)
-            rng = self._incremental_rng
-        else:
-            rng = check_random_state(self.random_state)
-        n_samples, n_features = X.shape
-        permutation = rng.permutation(n_samples)
-        validation_rows = permutation[:n_validation]
-        if n_validation:
-            X_val, weights_val = X[validation_rows], weights[validation_rows]
-            train_rows = np.sort(permutation[n_validation:])
-            X, weights = X[train_rows], weights[train_rows]
-        else:
-            X_val, weights_val = X[:0], weights[:0]
+        rng = self._fit_rng(incremental, continuing)
+        n_features = X.shape[1]
+        X, weights, X_val, weights_val = self._split(X, weights, n_validation, rng)
         if not continuing:
             self._set_columns(X, weights, kinds, frame_categories)
         family = self._family()
@@ -543,13 +488,7 @@ class MADEDensity(TorchDensity):
                 module.layers[-1].bias.copy_(torch.as_tensor(bias.reshape(-1)))
             module = module.to(device)
             self.orderings_ = orderings
-            self._fitted_structure = self._structure()
-            self.loss_curve_ = []
-            self.validation_scores_ = [] if self.early_stopping else None
-            self.best_validation_score_ = -np.inf if self.early_stopping else None
-            self.best_loss_ = np.inf
-            self.n_iter_ = 0
-            self.n_steps_ = 0
+            self._reset_training_state()
         if self.early_stopping and self.validation_scores_ is None:
             self.validation_scores_, self.best_validation_score_ = [], -np.inf
         self.module_ = module
@@ -583,11 +522,9 @@ class MADEDensity(TorchDensity):
                 self._code_values_.append(values)
         continuous = kinds_array == "gaussian"
         if continuous.any():
-            mean = np.where(continuous, _weighted_mean(X, weights), 0.0)
-            scale = np.sqrt(_weighted_mean((X - mean) ** 2, weights))
-            tiny = scale < 10 * np.finfo(np.float64).eps * np.abs(mean) + 1e-300
-            scale[tiny | ~continuous] = 1
-            self.mean_, self.scale_ = mean, scale
+            mean, scale = standardization(X, weights)
+            self.mean_ = np.where(continuous, mean, 0.0)
+            self.scale_ = np.where(continuous, scale, 1.0)
         else:
             self.mean_ = self.scale_ = None
 
