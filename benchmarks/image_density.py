@@ -8,7 +8,7 @@ limit, reached only by the table itself, up to sampling noise of the test set);
 reported beside it are a uniform table and the product of the two smoothed marginal
 histograms (independent columns). All models run in one process. Run alone::
 
-    python -m benchmarks.image_density [--train 100000]
+    python -m benchmarks.image_density [--train 300000]
 
 Writes ``benchmarks/results/image_density.json``, ``.md`` and
 ``docs/image_density.png`` (true density, model density, model samples).
@@ -60,7 +60,7 @@ def marginal_nll(train: np.ndarray, test: np.ndarray) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--train", type=int, default=100_000)
+    parser.add_argument("--train", type=int, default=300_000)
     parser.add_argument("--test", type=int, default=20_000)
     parser.add_argument("--out", type=Path, default=HERE / "results")
     parser.add_argument("--figure", type=Path, default=HERE.parent / "docs")
@@ -97,9 +97,9 @@ def main() -> None:
         est = MADEDensity(
             distribution="categorical",
             batch_size=500,
-            learning_rate_init=3e-3,
+            learning_rate_init=1e-3,
             early_stopping=True,
-            n_iter_no_change=5,
+            n_iter_no_change=10,
             max_iter=200,
             random_state=0,
             device="cpu",

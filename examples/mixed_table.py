@@ -53,10 +53,8 @@ odd = pd.DataFrame(
     }
 )
 contributions = made.score_features(odd)[0]
-print(
-    "odd row, per-feature log-likelihood:",
-    dict(zip(frame.columns, contributions.round(2), strict=True)),
-)
+for column, value in zip(frame.columns, contributions, strict=True):
+    print(f"  {column:8s} log-likelihood {value:8.2f}")
 
 print(made.sample(5, random_state=0))
 
