@@ -9,7 +9,7 @@ from numbers import Integral, Real
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, DensityMixin
+from sklearn.base import BaseEstimator, DensityMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
@@ -175,6 +175,57 @@ class TorchDensity(DensityMixin, BaseEstimator):
                 ConvergenceWarning,
                 stacklevel=3,
             )
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None, sample_weight=None):
+        """Fit the model to X by maximum likelihood.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data (see the estimator's families for the values it takes).
+
+        y : Ignored
+            Not used, present for API consistency by convention.
+
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weight of each row in the log-likelihood.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        return self._fit(X, sample_weight, incremental=False)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y=None, sample_weight=None):
+        """Train for one epoch over X, continuing from the current state.
+
+        The first call initializes the model from X (standardization, masks,
+        weights) as :meth:`fit` would; later calls keep the network, the optimizer's
+        state and the shuffling stream. ``early_stopping`` is not applied: call
+        :meth:`score` on your own validation data between calls, and change
+        ``learning_rate_init`` with :meth:`set_params` between calls for a schedule
+        (the optimizer picks up the new rate).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data for this epoch.
+
+        y : Ignored
+            Not used, present for API consistency by convention.
+
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weight of each row in the log-likelihood.
+
+        Returns
+        -------
+        self : object
+            The updated estimator.
+        """
+        return self._fit(X, sample_weight, incremental=True)
 
     def _hidden_sizes(self) -> tuple[int, ...]:
         sizes = np.atleast_1d(np.asarray(self.hidden_layer_sizes))

@@ -7,7 +7,6 @@ from numbers import Integral
 
 import numpy as np
 import torch
-from sklearn.base import _fit_context
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import (
@@ -398,57 +397,6 @@ class MADEDensity(TorchDensity):
         )
 
     # ------------------------------------------------------------------ fitting
-
-    @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y=None, sample_weight=None):
-        """Fit the MADE network to X by maximum likelihood.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Training data. Binary (0/1) for ``distribution='bernoulli'``.
-
-        y : Ignored
-            Not used, present for API consistency by convention.
-
-        sample_weight : array-like of shape (n_samples,), default=None
-            Non-negative weight of each row in the log-likelihood.
-
-        Returns
-        -------
-        self : object
-            The fitted estimator.
-        """
-        return self._fit(X, sample_weight, incremental=False)
-
-    @_fit_context(prefer_skip_nested_validation=True)
-    def partial_fit(self, X, y=None, sample_weight=None):
-        """Train for one epoch over X, continuing from the current state.
-
-        The first call initializes the model from X (standardization, masks,
-        weights) as :meth:`fit` would; later calls keep the network, the optimizer's
-        state and the shuffling stream. ``early_stopping`` is not applied: call
-        :meth:`score` on your own validation data between calls, and change
-        ``learning_rate_init`` with :meth:`set_params` between calls for a schedule
-        (the optimizer picks up the new rate).
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Training data for this epoch.
-
-        y : Ignored
-            Not used, present for API consistency by convention.
-
-        sample_weight : array-like of shape (n_samples,), default=None
-            Non-negative weight of each row in the log-likelihood.
-
-        Returns
-        -------
-        self : object
-            The updated estimator.
-        """
-        return self._fit(X, sample_weight, incremental=True)
 
     def _fit(self, X, sample_weight, incremental):
         with restore_on_error(self):

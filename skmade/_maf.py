@@ -6,7 +6,6 @@ from numbers import Integral
 
 import numpy as np
 import torch
-from sklearn.base import _fit_context
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import (
@@ -208,50 +207,6 @@ n_steps_
             "batch_norm": self.batch_norm,
             "ordering": self.ordering,
         }
-
-    @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y=None, sample_weight=None):
-        """Fit the flow to X by maximum likelihood.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Continuous training data.
-
-        y : Ignored
-            Not used, present for API consistency by convention.
-
-        sample_weight : array-like of shape (n_samples,), default=None
-            Non-negative weight of each row in the log-likelihood.
-
-        Returns
-        -------
-        self : object
-            The fitted estimator.
-        """
-        return self._fit(X, sample_weight, incremental=False)
-
-    @_fit_context(prefer_skip_nested_validation=True)
-    def partial_fit(self, X, y=None, sample_weight=None):
-        """Train for one epoch over X, continuing from the current state.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Training data for this epoch.
-
-        y : Ignored
-            Not used, present for API consistency by convention.
-
-        sample_weight : array-like of shape (n_samples,), default=None
-            Non-negative weight of each row in the log-likelihood.
-
-        Returns
-        -------
-        self : object
-            The updated estimator.
-        """
-        return self._fit(X, sample_weight, incremental=True)
 
     def _check_fit_input(self, X, sample_weight, incremental):
         continuing = (self.warm_start or incremental) and hasattr(self, "module_")
