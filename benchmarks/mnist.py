@@ -74,6 +74,9 @@ CONFIGS = {
     "1x3000-1mask-direct-alpha50": dict(
         hidden_layer_sizes=(3000,), n_masks=1, direct_connections=True, alpha=50.0
     ),
+    "1x4000-1mask-direct-alpha50": dict(
+        hidden_layer_sizes=(4000,), n_masks=1, direct_connections=True, alpha=50.0
+    ),
 }
 TRAINING = dict(batch_size=100, learning_rate_init=1e-3, alpha=0.0, random_state=0)
 

@@ -668,8 +668,11 @@ class MADEDensity(TorchDensity):
 
         Returns
         -------
-        X : ndarray of shape (n_samples, n_features)
-            The drawn rows, in the units of the training data.
+        X : ndarray or DataFrame of shape (n_samples, n_features)
+            The drawn rows, in the units of the training data (categorical columns
+            hold their categories). A DataFrame with the training frame's columns and
+            categorical dtypes when the model was fitted on a DataFrame with
+            categorical, object or string columns.
         """
         check_is_fitted(self)
         self._check_n_samples(n_samples)
