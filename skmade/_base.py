@@ -37,6 +37,27 @@ def _as_float32_tensor(A: np.ndarray, device: torch.device) -> torch.Tensor:
     return torch.as_tensor(A, device=device)
 
 
+# Scoring runs the network on blocks of exactly this many rows (the last one padded
+# with zeros): a float32 GEMM's rounding depends on the number of rows it multiplies,
+# so without fixed blocks a row's score would change, by an ulp, with the rows
+# scored beside it.
+SCORE_BLOCK = 256
+
+
+def row_blocks(Z: np.ndarray, device: torch.device, block: int = SCORE_BLOCK):
+    """``(start, x, n)`` for each block of Z: float32 rows padded to ``block`` rows.
+
+    ``x[:n]`` are rows ``start:start + n`` of Z; the padding rows are zeros.
+    """
+    for start in range(0, Z.shape[0], block):
+        rows = Z[start : start + block]
+        n = rows.shape[0]
+        x = _as_float32_tensor(rows, device)
+        if n < block:
+            x = torch.cat([x, x.new_zeros(block - n, x.shape[1])])
+        yield start, x, n
+
+
 def _weighted_mean(X: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """Column means of X under row weights; a BLAS mat-vec, not a broadcast."""
     return (weights.astype(X.dtype) @ X).astype(np.float64) / weights.sum()
@@ -49,7 +70,8 @@ TRAINING_CONSTRAINTS: dict = {
     "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
     "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
     "alpha": [Interval(Real, 0, None, closed="left")],
-    "early_stopping": ["boolean"],
+    "learning_rate": [StrOptions({"constant", "adaptive"})],
+    "early_stopping": ["boolean", StrOptions({"auto"})],
     "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
     "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
     "tol": [Interval(Real, 0, None, closed="left")],
@@ -58,6 +80,15 @@ TRAINING_CONSTRAINTS: dict = {
     "warm_start": ["boolean"],
     "device": [StrOptions({"auto", "cpu", "cuda"})],
 }
+
+
+# The 'adaptive' schedule: the rate is multiplied by _LR_FACTOR after _LR_PATIENCE
+# epochs without progress (MLPClassifier divides by 5 after 2 epochs).
+_LR_FACTOR = 0.5
+_LR_PATIENCE = 2
+# batch_size='auto': smaller batches were slightly better on every table measured
+# (benchmarks/tabular.py) at about the same fit time, since fewer epochs are needed.
+_AUTO_BATCH = 100
 
 
 def standardization(X: np.ndarray, weights: np.ndarray):
@@ -88,7 +119,7 @@ class TorchDensity(DensityMixin, BaseEstimator):
     ):
         device = next(module.parameters()).device
         n_train = Z.shape[0]
-        batch_size = min(200, n_train) if self.batch_size == "auto" else self.batch_size
+        batch_size = _AUTO_BATCH if self.batch_size == "auto" else self.batch_size
         batch_size = min(batch_size, n_train)
         x_all = _as_float32_tensor(Z, device)
         # Weights rescaled to mean 1: each mini-batch mean is then an unbiased
@@ -105,7 +136,17 @@ class TorchDensity(DensityMixin, BaseEstimator):
         for group in optimizer.param_groups:
             group["lr"] = self.learning_rate_init
         self._optimizer = optimizer
-        early_stopping = self.early_stopping and not incremental
+        early_stopping = Z_val.shape[0] > 0 and not incremental
+        scheduler = None
+        if self.learning_rate == "adaptive" and not incremental:
+            scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+                optimizer,
+                mode="max",
+                factor=_LR_FACTOR,
+                patience=_LR_PATIENCE,
+                threshold=self.tol,
+                threshold_mode="abs",
+            )
         penalty_scale = 0.5 * self.alpha / n_train
         n_masks = module.n_masks
         best_state = None
@@ -141,10 +182,11 @@ class TorchDensity(DensityMixin, BaseEstimator):
                     "Lower learning_rate_init, or check X for extreme values."
                 )
             self.loss_curve_.append(loss_value)
+            self.learning_rate_curve_.append(optimizer.param_groups[0]["lr"])
             message = f"Iteration {self.n_iter_}, loss = {loss_value:.8f}"
 
             if early_stopping:
-                score = self._mean_log_likelihood(Z_val, weights_val)
+                score = self._validation_score(Z_val, weights_val)
                 self.validation_scores_.append(score)
                 message += f", validation log-likelihood = {score:.8f}"
                 if score < self.best_validation_score_ + self.tol:
@@ -160,6 +202,8 @@ class TorchDensity(DensityMixin, BaseEstimator):
                 else:
                     no_improvement = 0
             self.best_loss_ = min(self.best_loss_, loss_value)
+            if scheduler is not None:
+                scheduler.step(score if early_stopping else -loss_value)
             if self.verbose:
                 print(message)
             if no_improvement > self.n_iter_no_change:
@@ -171,7 +215,7 @@ class TorchDensity(DensityMixin, BaseEstimator):
         if not converged and not incremental:
             warnings.warn(
                 f"{type(self).__name__} stopped at max_iter={self.max_iter} epochs "
-                "before converging. Raise max_iter or use early_stopping=True.",
+                "before converging. Raise max_iter.",
                 ConvergenceWarning,
                 stacklevel=3,
             )
@@ -244,11 +288,18 @@ class TorchDensity(DensityMixin, BaseEstimator):
         return tuple(int(s) for s in sizes)
 
     def _n_validation(self, n_samples: int, incremental: bool) -> int:
-        """Rows held out for early stopping (none for ``partial_fit``)."""
+        """Rows held out for early stopping (none for ``partial_fit``).
+
+        ``early_stopping='auto'`` holds rows out whenever the split leaves at least
+        one for validation and two for training.
+        """
         if not self.early_stopping or incremental:
             return 0
         n_validation = math.floor(self.validation_fraction * n_samples)
-        if n_validation < 1 or n_samples - n_validation < 2:
+        feasible = n_validation >= 1 and n_samples - n_validation >= 2
+        if self.early_stopping == "auto":
+            return n_validation if feasible else 0
+        if not feasible:
             raise ValueError(
                 f"early_stopping=True with validation_fraction="
                 f"{self.validation_fraction} splits {n_samples} rows into "
@@ -281,11 +332,12 @@ class TorchDensity(DensityMixin, BaseEstimator):
             weights[validation_rows],
         )
 
-    def _reset_training_state(self) -> None:
+    def _reset_training_state(self, early_stopping: bool) -> None:
         self._fitted_structure = self._structure()
         self.loss_curve_ = []
-        self.validation_scores_ = [] if self.early_stopping else None
-        self.best_validation_score_ = -np.inf if self.early_stopping else None
+        self.learning_rate_curve_ = []
+        self.validation_scores_ = [] if early_stopping else None
+        self.best_validation_score_ = -np.inf if early_stopping else None
         self.best_loss_ = np.inf
         self.n_iter_ = 0
         self.n_steps_ = 0
@@ -299,10 +351,14 @@ class TorchDensity(DensityMixin, BaseEstimator):
         if n_samples < 1:
             raise ValueError(f"n_samples must be a positive integer; got {n_samples}.")
 
-    def _mean_log_likelihood(self, Z: np.ndarray, weights: np.ndarray) -> float:
+    def _validation_log_likelihood(self, Z: np.ndarray) -> np.ndarray:
+        """Log-likelihoods that early stopping monitors (the model's, by default)."""
+        return self._log_likelihood(Z)
+
+    def _validation_score(self, Z: np.ndarray, weights: np.ndarray) -> float:
         # Validation rows that all carry zero weight still get a (plain) mean.
         weights = weights if weights.sum() > 0 else None
-        return float(np.average(self._log_likelihood(Z), weights=weights))
+        return float(np.average(self._validation_log_likelihood(Z), weights=weights))
 
     def score(self, X, y=None):
         """Mean log-likelihood of the rows of X.

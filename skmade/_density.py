@@ -18,8 +18,8 @@ from sklearn.utils.validation import (
 from ._base import (
     TRAINING_CONSTRAINTS,
     TorchDensity,
-    _as_float32_tensor,
     _resolve_device,
+    row_blocks,
     standardization,
 )
 from ._columns import check_values, frame_to_numeric, infer_kinds
@@ -29,8 +29,9 @@ from ._nn import MADE
 from ._sampling import sample_incremental
 from ._utils import restore_on_error
 
-# Rows per forward pass when scoring: bounds memory on large X, big enough for speed.
-_SCORE_CHUNK = 8192
+# Early stopping monitors the mixture of at most this many masks: scoring all of a
+# large ensemble after every epoch would cost more than the epoch's training.
+_VALIDATION_MASKS = 8
 
 
 class MADEDensity(TorchDensity):
@@ -50,9 +51,12 @@ class MADEDensity(TorchDensity):
 
     Parameters
     ----------
-    hidden_layer_sizes : int or array-like of shape (n_layers,), default=(100,)
+    hidden_layer_sizes : int or array-like of shape (n_layers,), default=(500,)
         Width of each hidden layer (an int means one layer). ``()`` gives a network
         without hidden layers: a logistic (or linear-Gaussian) autoregressive model.
+        One wide layer (the MADE paper's choice) beat 100 units and two layers of
+        500 on every binary table of ``benchmarks/tabular.py``; the L2 prior and
+        early stopping keep it from overfitting small tables.
 
     distribution : {'auto', 'bernoulli', 'categorical', 'gaussian'} or array-like \
             of such strings, default='auto'
@@ -71,9 +75,10 @@ class MADEDensity(TorchDensity):
         column's units: log-probability mass for discrete columns, log-density for
         continuous ones.
 
-    n_components : int, default=1
+    n_components : int, default=5
         Number of Gaussian components of each continuous conditional; 1 is a single
-        Gaussian.
+        Gaussian. Mixtures capture skewed, multimodal and heteroscedastic
+        conditionals that one Gaussian cannot.
 
     max_categories : int, default=20
         With ``distribution='auto'``, integer-valued columns with at most this many
@@ -87,10 +92,12 @@ class MADEDensity(TorchDensity):
         outlier detection, where unseen values are the point.
 
     ordering : {'natural', 'random'} or array-like of shape (n_features,), \
-            default='natural'
+            default='random'
         Order of the variables for the first mask: ``'natural'`` is column order,
-        ``'random'`` a random permutation, or give a permutation of
-        ``range(n_features)``.
+        ``'random'`` a random permutation (drawn from ``random_state``), or give a
+        permutation of ``range(n_features)``. On images the column order is a poor
+        one (the first pixels are blank borders): on 1,000 binarized MNIST digits a
+        random ordering scores 120.7 nats against 139.0 for the natural one.
 
     n_masks : int, default=1
         Number of connectivity masks trained with shared weights (cycled, one per
@@ -110,27 +117,42 @@ class MADEDensity(TorchDensity):
         :meth:`score_samples`, :meth:`score` and :meth:`sample`. ``None`` uses all
         ``n_masks``. Must not exceed ``n_masks``.
 
-    max_iter : int, default=200
-        Maximum number of epochs (passes over the training data).
+    max_iter : int, default=1000
+        Maximum number of epochs (passes over the training data). Early stopping
+        usually ends training long before: small tables need many cheap epochs.
 
     batch_size : int or 'auto', default='auto'
-        Mini-batch size; ``'auto'`` is ``min(200, n_samples)``.
+        Mini-batch size; ``'auto'`` is ``min(100, n_samples)``.
+
+    learning_rate : {'constant', 'adaptive'}, default='adaptive'
+        Learning-rate schedule (the names of
+        :class:`~sklearn.neural_network.MLPClassifier`). ``'constant'`` keeps
+        ``learning_rate_init``. ``'adaptive'`` halves the rate each time the
+        monitored score (the validation log-likelihood with early stopping, else the
+        training loss) has not improved by ``tol`` for 2 epochs
+        (:class:`torch.optim.lr_scheduler.ReduceLROnPlateau`). The rates used are in
+        :attr:`learning_rate_curve_`.
 
     learning_rate_init : float, default=1e-3
-        Learning rate of the Adam optimizer.
+        Initial learning rate of the Adam optimizer.
 
-    alpha : float, default=1e-4
+    alpha : float, default=1.0
         Strength of the L2 penalty. The training objective is the mean negative
         log-likelihood plus ``0.5 * alpha * ||W||^2 / n_samples``, where ``W`` are the
-        weights in use under the current mask (a Gaussian prior on the weights).
+        weights in use under the current mask: ``alpha`` is the precision of a
+        Gaussian prior on the weights, so the penalty fades as the data grows.
 
-    early_stopping : bool, default=False
+    early_stopping : bool or 'auto', default='auto'
         Hold out ``validation_fraction`` of the data, score it after every epoch and
         stop when its log-likelihood has not improved by ``tol`` for
-        ``n_iter_no_change`` epochs; the best weights are restored.
+        ``n_iter_no_change`` epochs; the best weights are restored. ``'auto'`` does
+        so whenever the split leaves at least one validation row and two training
+        rows, and trains on all rows otherwise. With several masks the monitored
+        score is the mixture of the first ``min(n_eval_masks, 8)`` masks, so that a
+        large ensemble does not pay for scoring every mask after every epoch.
 
     validation_fraction : float, default=0.1
-        Fraction of the training rows held out when ``early_stopping=True``.
+        Fraction of the training rows held out for early stopping.
 
     n_iter_no_change : int, default=10
         Number of epochs without improvement by at least ``tol`` before stopping.
@@ -185,6 +207,9 @@ class MADEDensity(TorchDensity):
     loss_curve_ : list of float
         Training objective after each epoch: the mean negative log-likelihood per row
         over the epoch's mini-batches plus the L2 term at the end of the epoch.
+
+    learning_rate_curve_ : list of float
+        Learning rate used in each epoch.
 
     best_loss_ : float
         Lowest training objective reached.
@@ -265,21 +290,22 @@ class MADEDensity(TorchDensity):
     def __init__(
         self,
         *,
-        hidden_layer_sizes=(100,),
+        hidden_layer_sizes=(500,),
         distribution="auto",
-        n_components=1,
+        n_components=5,
         max_categories=20,
         handle_unknown="error",
-        ordering="natural",
+        ordering="random",
         n_masks=1,
         order_agnostic=False,
         direct_connections=False,
         n_eval_masks=None,
-        max_iter=200,
+        max_iter=1000,
         batch_size="auto",
+        learning_rate="adaptive",
         learning_rate_init=1e-3,
-        alpha=1e-4,
-        early_stopping=False,
+        alpha=1.0,
+        early_stopping="auto",
         validation_fraction=0.1,
         n_iter_no_change=10,
         tol=1e-4,
@@ -300,6 +326,7 @@ class MADEDensity(TorchDensity):
         self.n_eval_masks = n_eval_masks
         self.max_iter = max_iter
         self.batch_size = batch_size
+        self.learning_rate = learning_rate
         self.learning_rate_init = learning_rate_init
         self.alpha = alpha
         self.early_stopping = early_stopping
@@ -436,8 +463,8 @@ class MADEDensity(TorchDensity):
                 module.layers[-1].bias.copy_(torch.as_tensor(bias.reshape(-1)))
             module = module.to(device)
             self.orderings_ = orderings
-            self._reset_training_state()
-        if self.early_stopping and self.validation_scores_ is None:
+            self._reset_training_state(n_validation > 0)
+        if n_validation and self.validation_scores_ is None:
             self.validation_scores_, self.best_validation_score_ = [], -np.inf
         self.module_ = module
         generator = self._torch_generator(rng)
@@ -522,16 +549,19 @@ class MADEDensity(TorchDensity):
         return self.module_.n_masks if self.n_eval_masks is None else self.n_eval_masks
 
     @torch.no_grad()
-    def _log_likelihood(self, Z: np.ndarray) -> np.ndarray:
-        """Ensemble log-density of standardized rows, in the units of X."""
+    def _log_likelihood(self, Z: np.ndarray, n_masks: int | None = None) -> np.ndarray:
+        """Ensemble log-density of standardized rows, in the units of X.
+
+        ``n_masks`` limits the mixture to the first masks (default: the
+        ``n_eval_masks`` of inference).
+        """
         module = self.module_
         module.eval()
         family = self._family()
         device = next(module.parameters()).device
-        n_eval = self._n_eval_masks()
+        n_eval = self._n_eval_masks() if n_masks is None else n_masks
         out = np.empty(Z.shape[0], dtype=np.float64)
-        for start in range(0, Z.shape[0], _SCORE_CHUNK):
-            x = _as_float32_tensor(Z[start : start + _SCORE_CHUNK], device)
+        for start, x, n in row_blocks(Z, device):
             # The network runs in float32; the family's last elementwise kernels run
             # in float64. In float32 the SIMD body and the scalar tail of those
             # kernels differ by an ulp, which made a row's score depend on its
@@ -545,8 +575,11 @@ class MADEDensity(TorchDensity):
                 ]
             )
             log_density = torch.logsumexp(per_mask, dim=0) - math.log(n_eval)
-            out[start : start + x.shape[0]] = log_density.cpu().numpy()
+            out[start : start + n] = log_density[:n].cpu().numpy()
         return out + self._log_jacobian()
+
+    def _validation_log_likelihood(self, Z: np.ndarray) -> np.ndarray:
+        return self._log_likelihood(Z, min(self._n_eval_masks(), _VALIDATION_MASKS))
 
     def _check_X(self, X) -> tuple[np.ndarray, np.ndarray | None]:
         """Validated X and the mask of unknown categories (or None)."""
@@ -623,14 +656,13 @@ class MADEDensity(TorchDensity):
         device = next(module.parameters()).device
         n_eval = self._n_eval_masks()
         n_features = Z.shape[1]
-        # Bound the (masks, rows, features) float64 block to about 128 MB.
-        chunk = max(1, 2**24 // (n_eval * n_features))
         out = np.empty(Z.shape, dtype=np.float64)
-        for start in range(0, Z.shape[0], chunk):
-            x = _as_float32_tensor(Z[start : start + chunk], device)
+        for start, x, n in row_blocks(Z, device):
             per_mask = torch.stack(
                 [
-                    family.log_prob(module(family.encode(x), k), x, dtype=torch.float64)
+                    family.log_prob(
+                        module(family.encode(x), k), x, dtype=torch.float64
+                    )[:n]
                     for k in range(n_eval)
                 ]
             )  # (K, n, D)
@@ -639,7 +671,7 @@ class MADEDensity(TorchDensity):
             weighted = (responsibility[:, :, None] * per_mask).sum(dim=0)
             log_density = torch.logsumexp(totals, dim=0) - math.log(n_eval)
             weighted += ((log_density - weighted.sum(dim=1)) / n_features)[:, None]
-            out[start : start + x.shape[0]] = weighted.cpu().numpy()
+            out[start : start + n] = weighted.cpu().numpy()
         if self.scale_ is not None:
             out -= np.log(self.scale_)
         if unknown is not None:

@@ -19,6 +19,7 @@ from ._base import (
     TorchDensity,
     _as_float32_tensor,
     _resolve_device,
+    row_blocks,
     standardization,
 )
 from ._families import Gaussian, MixtureOfGaussians
@@ -26,8 +27,6 @@ from ._flows import MAF, FlowOutput
 from ._masks import make_degrees
 from ._nn import MADE
 from ._utils import restore_on_error
-
-_SCORE_CHUNK = 8192
 
 
 class MAFDensity(TorchDensity):
@@ -66,26 +65,32 @@ class MAFDensity(TorchDensity):
         Ordering of each MADE relative to the previous one (the first MADE uses the
         column order): reversed, or a fresh random permutation.
 
-    max_iter : int, default=200
+    max_iter : int, default=1000
         Maximum number of epochs (passes over the training data).
 
     batch_size : int or 'auto', default='auto'
-        Mini-batch size; ``'auto'`` is ``min(200, n_samples)``.
+        Mini-batch size; ``'auto'`` is ``min(100, n_samples)``.
+
+    learning_rate : {'constant', 'adaptive'}, default='adaptive'
+        Learning-rate schedule, as in :class:`MADEDensity`: ``'adaptive'`` halves
+        the rate after 2 epochs without progress.
 
     learning_rate_init : float, default=1e-3
-        Learning rate of the Adam optimizer.
+        Initial learning rate of the Adam optimizer.
 
-    alpha : float, default=1e-4
+    alpha : float, default=1.0
         Strength of the L2 penalty on the MADEs' weights (``0.5 * alpha * ||W||^2 /
-        n_samples`` added to the mean negative log-likelihood).
+        n_samples`` added to the mean negative log-likelihood): the precision of a
+        Gaussian prior on the weights.
 
-    early_stopping : bool, default=False
+    early_stopping : bool or 'auto', default='auto'
         Hold out ``validation_fraction`` of the data and stop when its log-likelihood
         has not improved by ``tol`` for ``n_iter_no_change`` epochs; the best weights
-        are restored.
+        are restored. ``'auto'`` does so whenever the split leaves at least one
+        validation row and two training rows.
 
     validation_fraction : float, default=0.1
-        Fraction of the training rows held out when ``early_stopping=True``.
+        Fraction of the training rows held out for early stopping.
 
     n_iter_no_change : int, default=10
         Number of epochs without improvement by at least ``tol`` before stopping.
@@ -118,8 +123,8 @@ class MAFDensity(TorchDensity):
         Per-feature mean and standard deviation used to standardize X (constant
         features get a scale of 1); densities are in the units of X.
 
-    loss_curve_, best_loss_, validation_scores_, best_validation_score_, n_iter_, \
-n_steps_
+    loss_curve_, learning_rate_curve_, best_loss_, validation_scores_, \
+best_validation_score_, n_iter_, n_steps_
         As in :class:`MADEDensity`.
 
     n_features_in_ : int
@@ -168,11 +173,12 @@ n_steps_
         n_components=1,
         batch_norm=True,
         ordering="reverse",
-        max_iter=200,
+        max_iter=1000,
         batch_size="auto",
+        learning_rate="adaptive",
         learning_rate_init=1e-3,
-        alpha=1e-4,
-        early_stopping=False,
+        alpha=1.0,
+        early_stopping="auto",
         validation_fraction=0.1,
         n_iter_no_change=10,
         tol=1e-4,
@@ -188,6 +194,7 @@ n_steps_
         self.ordering = ordering
         self.max_iter = max_iter
         self.batch_size = batch_size
+        self.learning_rate = learning_rate
         self.learning_rate_init = learning_rate_init
         self.alpha = alpha
         self.early_stopping = early_stopping
@@ -277,8 +284,8 @@ n_steps_
         else:
             self.mean_, self.scale_ = standardization(X, weights)
             module = self._build(X.shape[1], hidden, rng).to(device)
-            self._reset_training_state()
-        if self.early_stopping and self.validation_scores_ is None:
+            self._reset_training_state(n_validation > 0)
+        if n_validation and self.validation_scores_ is None:
             self.validation_scores_, self.best_validation_score_ = [], -np.inf
         self.module_ = module
         Z, Z_val = self._standardize(X), self._standardize(X_val)
@@ -310,10 +317,9 @@ n_steps_
         module.eval()
         device = next(module.parameters()).device
         out = np.empty(Z.shape[0], dtype=np.float64)
-        for start in range(0, Z.shape[0], _SCORE_CHUNK):
-            x = _as_float32_tensor(Z[start : start + _SCORE_CHUNK], device)
-            terms = module(x, dtype=torch.float64)
-            out[start : start + x.shape[0]] = terms.sum(dim=1).cpu().numpy()
+        for start, x, n in row_blocks(Z, device):
+            terms = module(x, dtype=torch.float64)[:n]
+            out[start : start + n] = terms.sum(dim=1).cpu().numpy()
         return out - float(np.sum(np.log(self.scale_)))
 
     def score_samples(self, X):

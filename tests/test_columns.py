@@ -138,7 +138,7 @@ def test_mixture_beats_single_gaussian_on_bimodal_data():
     rng = np.random.RandomState(0)
     X = np.concatenate([rng.randn(500) - 3, rng.randn(500) + 3])[:, None]
     X_test = np.concatenate([rng.randn(500) - 3, rng.randn(500) + 3])[:, None]
-    single = _fast(distribution="gaussian", max_iter=60).fit(X)
+    single = _fast(distribution="gaussian", n_components=1, max_iter=60).fit(X)
     mixture = _fast(distribution="gaussian", n_components=2, max_iter=60).fit(X)
     assert mixture.score(X_test) > single.score(X_test) + 0.3
 
