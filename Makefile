@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint format bench bench-anomaly bench-mnist bench-continuous bench-image clean
+.PHONY: demo test lint format bench bench-anomaly bench-mnist bench-continuous bench-image bench-tabular clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,11 @@ bench-anomaly: $(STAMP)
 bench-continuous: $(STAMP)
 	$(PY) -m pip install -c constraints.txt -e ".[bench]"
 	$(PY) -m benchmarks.continuous
+
+# The defaults against Chow-Liu, GMM, KDE and zuko's MAF on real tables (about 30 min).
+bench-tabular: $(STAMP)
+	$(PY) -m pip install -c constraints.txt -e ".[bench]"
+	$(PY) -m benchmarks.tabular
 
 bench-image: $(STAMP)
 	$(PY) -m pip install -c constraints.txt -e ".[bench]"

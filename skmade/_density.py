@@ -34,6 +34,21 @@ from ._utils import restore_on_error
 _VALIDATION_MASKS = 8
 
 
+def _integer_range(values: np.ndarray, max_categories: int) -> np.ndarray:
+    """Categories of a numeric column: every integer between its extremes.
+
+    A value that training rows happen to skip (an 11 between 10 and 12) is then a
+    category with its own, small, probability rather than an unknown one. Kept to
+    the values seen when they are not integers or the range is wider than
+    ``max_categories``.
+    """
+    if values.size and np.all(values == np.round(values)):
+        low, high = values[0], values[-1]
+        if high - low + 1 <= max(max_categories, values.size):
+            return np.arange(low, high + 1, dtype=values.dtype)
+    return values
+
+
 class MADEDensity(TorchDensity):
     """Density estimation with MADE, a masked autoregressive neural network.
 
@@ -188,7 +203,10 @@ class MADEDensity(TorchDensity):
 
     categories_ : list of length n_features
         For categorical columns, the categories in code order (an ndarray); None for
-        the other columns. Values outside them get a clear error at scoring time.
+        the other columns. For a numeric column of integers these are all the
+        integers from its smallest to its largest value (when there are at most
+        ``max_categories`` of them), so that a value between two seen ones is not
+        unknown. Values outside them get a clear error at scoring time.
 
     module_ : torch.nn.Module
         The fitted network (in eval mode).
@@ -492,7 +510,7 @@ class MADEDensity(TorchDensity):
                 self.categories_.append(frame_categories[j])
                 self._code_values_.append(np.arange(len(frame_categories[j])))
             else:
-                values = np.unique(X[:, j])
+                values = _integer_range(np.unique(X[:, j]), self.max_categories)
                 self.categories_.append(values)
                 self._code_values_.append(values)
         continuous = kinds_array == "gaussian"

@@ -24,6 +24,7 @@ def _expected_failed_checks(estimator):
 @parametrize_with_checks(
     [
         MADEDensity(hidden_layer_sizes=(8,), max_iter=5, random_state=0, device="cpu"),
+        MADEDensity(max_iter=5, random_state=0, device="cpu"),  # default architecture
         MAFDensity(
             n_flows=2, hidden_layer_sizes=(8,), max_iter=5, random_state=0, device="cpu"
         ),

@@ -1,0 +1,148 @@
+"""The default training recipe: early stopping, the learning-rate schedule, defaults."""
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+
+from skmade import MADEDensity
+
+
+def _chain(n_samples, n_features, seed=0):
+    """Binary rows with strong dependencies (a noisy copy chain)."""
+    rng = np.random.RandomState(seed)
+    X = np.empty((n_samples, n_features))
+    X[:, 0] = rng.rand(n_samples) < 0.4
+    for j in range(1, n_features):
+        flip = rng.rand(n_samples) < 0.15
+        X[:, j] = np.where(flip, 1 - X[:, j - 1], X[:, j - 1])
+    return X
+
+
+def _validation_rows(n_samples, random_state=0, fraction=0.1):
+    """The rows that fit holds out: the first of its generator's permutation."""
+    permutation = np.random.RandomState(random_state).permutation(n_samples)
+    return permutation[: math.floor(fraction * n_samples)]
+
+
+def test_adaptive_rate_drops_only_after_a_plateau():
+    X = _chain(400, 8)
+    est = MADEDensity(
+        hidden_layer_sizes=(64,),
+        learning_rate_init=1e-2,
+        max_iter=300,
+        n_iter_no_change=30,
+        random_state=0,
+        device="cpu",
+    ).fit(X)
+    rates = np.array(est.learning_rate_curve_)
+    scores = np.array(est.validation_scores_)
+    assert rates[0] == 1e-2
+    assert np.all(np.diff(rates) <= 0)
+    drops = np.flatnonzero(np.diff(rates) < 0) + 1  # first epoch at a lower rate
+    assert drops.size >= 2
+    for epoch in drops:
+        # The epochs just before a drop made no progress over the best score so far.
+        best_before = scores[: epoch - 2].max()
+        assert scores[epoch - 2 : epoch].max() < best_before + est.tol
+        assert_allclose(rates[epoch], rates[epoch - 1] * 0.5)
+
+    constant = MADEDensity(
+        hidden_layer_sizes=(64,),
+        learning_rate="constant",
+        learning_rate_init=1e-2,
+        max_iter=40,
+        random_state=0,
+        device="cpu",
+    ).fit(X)
+    assert set(constant.learning_rate_curve_) == {1e-2}
+
+
+def test_early_stopping_restores_the_best_weights():
+    # A wide network on few rows overfits: the validation score peaks, then falls.
+    X = _chain(200, 10)
+    est = MADEDensity(
+        hidden_layer_sizes=(256,),
+        learning_rate="constant",
+        learning_rate_init=1e-2,
+        alpha=0.0,
+        max_iter=200,
+        n_iter_no_change=20,
+        random_state=0,
+        device="cpu",
+    ).fit(X)
+    scores = est.validation_scores_
+    assert est.best_validation_score_ == max(scores)
+    assert scores[-1] < est.best_validation_score_ - 0.01  # restoring matters
+    held_out = X[_validation_rows(200)]
+    assert_allclose(est.score(held_out), est.best_validation_score_, rtol=1e-6)
+
+
+def test_validation_monitors_at_most_eight_masks():
+    X = _chain(300, 6)
+    est = MADEDensity(
+        hidden_layer_sizes=(32,),
+        n_masks=10,
+        order_agnostic=True,
+        max_iter=15,
+        random_state=0,
+        device="cpu",
+    ).fit(X)
+    held_out = X[_validation_rows(300)]
+    best = est.best_validation_score_
+    assert_allclose(est.set_params(n_eval_masks=8).score(held_out), best, rtol=1e-6)
+    assert abs(est.set_params(n_eval_masks=10).score(held_out) - best) > 1e-6
+
+
+def test_early_stopping_auto_holds_out_rows_when_it_can():
+    X = _chain(100, 4)
+    est = MADEDensity(hidden_layer_sizes=(8,), max_iter=5, random_state=0)
+    assert len(est.fit(X).validation_scores_) == est.n_iter_
+    assert est.fit(X[:9]).validation_scores_ is None  # no validation row: trains on all
+    assert est.set_params(early_stopping=False).fit(X).validation_scores_ is None
+    with pytest.raises(ValueError, match="at least 2 and 1 are needed"):
+        est.set_params(early_stopping=True).fit(X[:9])
+
+
+def test_defaults_are_exactly_normalized():
+    X = _chain(300, 8)
+    est = MADEDensity(random_state=0, device="cpu").fit(X)
+    grid = np.array(list(itertools.product([0, 1], repeat=8)), dtype=float)
+    assert_allclose(np.exp(est.score_samples(grid)).sum(), 1.0, rtol=1e-4)
+
+
+def test_defaults_learn_from_300_rows():
+    # Held-out rows: the defaults beat the best independent (product) model.
+    X = _chain(1300, 12, seed=1)
+    train, test = X[:300], X[300:]
+    est = MADEDensity(random_state=0, device="cpu").fit(train)
+    p = (train.sum(axis=0) + 1) / (train.shape[0] + 2)
+    independent = (test @ np.log(p) + (1 - test) @ np.log1p(-p)).mean()
+    assert est.score(test) > independent + 1.0
+
+
+def test_a_rows_score_does_not_depend_on_its_neighbours():
+    # MADEDensity only: MAF's float32 elementwise kernels (tanh, exp) still round a
+    # row differently in a SIMD body and a scalar tail, by about 1e-9 relative.
+    X = np.random.RandomState(0).randn(600, 5)
+    est = MADEDensity(hidden_layer_sizes=(16,), max_iter=3, random_state=0).fit(X)
+    together = est.score_samples(X)
+    alone = np.array([est.score_samples(X[i : i + 1])[0] for i in range(0, 600, 37)])
+    assert_array_equal(together[::37], alone)
+    assert_array_equal(together[300:], est.score_samples(X[300:]))
+
+
+def test_integer_columns_get_every_integer_in_their_range():
+    rng = np.random.RandomState(0)
+    X = rng.choice([0.0, 1.0, 3.0, 4.0], size=(200, 2))
+    est = MADEDensity(hidden_layer_sizes=(8,), max_iter=3, random_state=0).fit(X)
+    assert_array_equal(est.categories_[0], [0, 1, 2, 3, 4])
+    assert np.all(np.isfinite(est.score_samples([[2.0, 2.0]])))
+    # A range wider than max_categories keeps the values seen.
+    wide = np.column_stack([rng.choice([0.0, 1.0, 50.0], size=200), X[:, 1]])
+    est.fit(wide)
+    assert_array_equal(est.categories_[0], [0, 1, 50])
+    with pytest.raises(ValueError, match="not seen during fit"):
+        est.score_samples([[2.0, 2.0]])
