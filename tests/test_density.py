@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from _autoregressive import allowed, dependence
+from _data import correlated_binary as _correlated_binary
 from numpy.testing import assert_allclose, assert_array_equal
 from scipy import stats
 from sklearn.base import clone
@@ -22,17 +23,6 @@ cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GP
 
 def _all_binary_vectors(n_features):
     return np.array(list(itertools.product([0, 1], repeat=n_features)), dtype=float)
-
-
-def _correlated_binary(n_samples, n_features, seed=0):
-    """Binary rows with strong dependencies (a noisy copy chain)."""
-    rng = np.random.RandomState(seed)
-    X = np.empty((n_samples, n_features))
-    X[:, 0] = rng.rand(n_samples) < 0.4
-    for j in range(1, n_features):
-        flip = rng.rand(n_samples) < 0.15
-        X[:, j] = np.where(flip, 1 - X[:, j - 1], X[:, j - 1])
-    return X
 
 
 def _fast(**params):

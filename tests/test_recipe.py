@@ -5,20 +5,10 @@ import math
 
 import numpy as np
 import pytest
+from _data import correlated_binary as _chain
 from numpy.testing import assert_allclose, assert_array_equal
 
 from skmade import MADEDensity
-
-
-def _chain(n_samples, n_features, seed=0):
-    """Binary rows with strong dependencies (a noisy copy chain)."""
-    rng = np.random.RandomState(seed)
-    X = np.empty((n_samples, n_features))
-    X[:, 0] = rng.rand(n_samples) < 0.4
-    for j in range(1, n_features):
-        flip = rng.rand(n_samples) < 0.15
-        X[:, j] = np.where(flip, 1 - X[:, j - 1], X[:, j - 1])
-    return X
 
 
 def _validation_rows(n_samples, random_state=0, fraction=0.1):
