@@ -94,6 +94,7 @@ def made_estimator(batch_size: int, **params) -> MADEDensity:
         hidden_layer_sizes=(HIDDEN,),
         batch_size=batch_size,
         alpha=ALPHA,
+        direct_connections=False,
         random_state=0,
         device="cpu",
         **params,

@@ -82,6 +82,7 @@ def main() -> None:
                 hidden_layer_sizes=(500,),
                 batch_size=batch_size,
                 alpha=0.0,
+                direct_connections=False,
                 max_iter=max_iter,
                 random_state=0,
                 device="cpu",

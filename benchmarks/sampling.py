@@ -56,7 +56,11 @@ def main() -> None:
     results = {"skmade": skmade.__version__, "torch": torch.__version__, "rows": []}
     for hidden in [(500,), (500, 500)]:
         est = MADEDensity(
-            hidden_layer_sizes=hidden, max_iter=1, random_state=0, device="cpu"
+            hidden_layer_sizes=hidden,
+            direct_connections=False,
+            max_iter=1,
+            random_state=0,
+            device="cpu",
         ).fit(X_train)  # trained weights: realistic, not random, conditionals
         module = est.module_
         for n in (1, 100, 1000):

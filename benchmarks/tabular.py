@@ -61,12 +61,14 @@ BINARY_GRID = {
     "1000 units": dict(hidden_layer_sizes=(1000,)),
     "alpha=10": dict(alpha=10.0),
     "8 order-agnostic masks": dict(n_masks=8, order_agnostic=True),
+    "no direct path": dict(direct_connections=False),
 }
 CONTINUOUS_GRID = {
     "defaults": {},
     "1 component": dict(n_components=1),
     "alpha=10": dict(alpha=10.0),
     "2x256 units": dict(hidden_layer_sizes=(256, 256)),
+    "no direct path": dict(direct_connections=False),
 }
 
 

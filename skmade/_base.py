@@ -152,6 +152,13 @@ class TorchDensity(DensityMixin, BaseEstimator):
         best_state = None
         no_improvement = 0
         converged = False
+        if early_stopping:
+            # The starting point competes too: a closed-form start (the Gaussian of
+            # MADEDensity's direct path) can beat every epoch on a small table.
+            score = self._validation_score(Z_val, weights_val)
+            if score > self.best_validation_score_:
+                self.best_validation_score_ = score
+                best_state = copy.deepcopy(module.state_dict())
 
         for _ in range(1 if incremental else self.max_iter):
             module.train()

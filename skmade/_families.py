@@ -367,3 +367,41 @@ class Table:
         if self.kinds[d] == "categorical":
             return F.one_hot(values.long(), self.sizes[d]).T.to(values.dtype)
         return values[None]
+
+
+def linear_gaussian(
+    Z: np.ndarray, weights: np.ndarray, order: np.ndarray, ridge: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """The full-covariance Gaussian of Z as an autoregressive model in ``order``.
+
+    Returns ``(coef, intercept, scale)``, or None when the covariance is not finite:
+    ``x[order[i]]`` given the earlier variables is normal with mean ``intercept[i] +
+    coef[i] @ x[order]`` (``coef`` strictly lower triangular) and standard deviation
+    ``scale[i]``. From the Cholesky factor ``L`` of the weighted covariance (plus
+    ``ridge`` on the diagonal) in that order: with ``x = mu + L z``, ``z`` standard
+    normal, the conditional mean is ``x - diag(L) L^-1 (x - mu)`` and the conditional
+    scale ``diag(L)``. Moments are accumulated in float64 over blocks of rows, so
+    memory does not grow with the table.
+    """
+    total = weights.sum()
+    D = len(order)
+    first, second = np.zeros(D), np.zeros((D, D))
+    with np.errstate(over="ignore", invalid="ignore"):
+        for start in range(0, Z.shape[0], _MOMENT_BLOCK):
+            X = Z[start : start + _MOMENT_BLOCK, order].astype(np.float64)
+            w = weights[start : start + _MOMENT_BLOCK] / total
+            first += w @ X
+            second += (X * w[:, None]).T @ X
+        cov = second - np.outer(first, first) + ridge * np.eye(D)
+    if not np.all(np.isfinite(cov)):
+        return None
+    try:
+        L = np.linalg.cholesky(cov)
+    except np.linalg.LinAlgError:
+        return None
+    diag = np.diag(L)
+    coef = np.tril(np.eye(D) - diag[:, None] * np.linalg.inv(L), k=-1)
+    return coef, first - coef @ first, diag
+
+
+_MOMENT_BLOCK = 8192

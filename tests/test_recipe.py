@@ -7,8 +7,12 @@ import numpy as np
 import pytest
 from _data import correlated_binary as _chain
 from numpy.testing import assert_allclose, assert_array_equal
+from scipy.stats import multivariate_normal
+from sklearn.mixture import GaussianMixture
 
+import skmade._density
 from skmade import MADEDensity
+from skmade._families import linear_gaussian
 
 
 def _validation_rows(n_samples, random_state=0, fraction=0.1):
@@ -136,3 +140,93 @@ def test_integer_columns_get_every_integer_in_their_range():
     assert_array_equal(est.categories_[0], [0, 1, 50])
     with pytest.raises(ValueError, match="not seen during fit"):
         est.score_samples([[2.0, 2.0]])
+
+
+def _weighted_gaussian_data(n=400, d=5, seed=0):
+    rng = np.random.RandomState(seed)
+    X = rng.randn(n, d) @ rng.randn(d, d) + rng.randn(d)
+    return X, rng.uniform(0.5, 2.0, n)
+
+
+def test_linear_gaussian_is_the_gaussians_conditionals():
+    X, weights = _weighted_gaussian_data()
+    order = np.array([3, 0, 4, 1, 2])
+    coef, intercept, scale = linear_gaussian(X, weights, order, ridge=0.0)
+    mean = weights @ X / weights.sum()
+    cov = ((X - mean) * weights[:, None]).T @ (X - mean) / weights.sum()
+    for i, d in enumerate(order):
+        before = order[:i]
+        # Conditioning by the Schur complement, variable by variable.
+        beta = np.linalg.solve(cov[np.ix_(before, before)], cov[before, d])
+        assert_allclose(coef[i, :i], beta, atol=1e-10)
+        assert_array_equal(coef[i, i:], 0.0)
+        assert_allclose(intercept[i], mean[d] - beta @ mean[before], atol=1e-10)
+        variance = cov[d, d] - cov[before, d] @ beta
+        assert_allclose(scale[i] ** 2, variance, rtol=1e-10)
+    assert linear_gaussian(np.full((3, 2), 1e300), np.ones(3), [0, 1], 0.0) is None
+
+
+@pytest.mark.parametrize("mixed", [False, True])
+def test_continuous_columns_start_at_the_full_gaussian(monkeypatch, mixed):
+    # With the hidden path's output weights zeroed (instead of shrunk), the model
+    # before training is exactly the Gaussian of the (standardized) training rows;
+    # a categorical column does not enter the continuous columns' conditionals.
+    monkeypatch.setattr(skmade._density, "_START_HIDDEN_SCALE", 0.0)
+    X, _ = _weighted_gaussian_data(300, 4, seed=1)
+    continuous = np.arange(4)
+    if mixed:
+        codes = np.random.RandomState(2).randint(0, 3, size=(300, 1)).astype(float)
+        X = np.hstack([codes, X])
+        continuous = np.arange(1, 5)
+    est = MADEDensity(
+        hidden_layer_sizes=(16,),
+        n_components=1,
+        direct_connections=True,  # 'auto' leaves it out with a categorical column
+        learning_rate_init=1e-12,  # one step of Adam moves nothing
+        max_iter=1,
+        early_stopping=False,
+        random_state=0,
+    ).fit(X)
+    Xc = X[:, continuous]
+    mean, std = Xc.mean(axis=0), Xc.std(axis=0)
+    cov = np.cov(Xc.T, bias=True) + 1e-3 * np.outer(std, std) * np.eye(4)
+    expected = multivariate_normal(mean, cov).logpdf(Xc)
+    observed = est.score_features(X)[:, continuous].sum(axis=1)
+    assert_allclose(observed, expected, atol=1e-4)
+
+
+def test_the_starting_point_competes_in_early_stopping():
+    # A rate so high that every epoch is worse than the closed-form start: the fit
+    # keeps the start, and the held-out rows score as the best validation score.
+    X, _ = _weighted_gaussian_data(300, 4)
+    est = MADEDensity(
+        learning_rate_init=1.0,
+        learning_rate="constant",
+        n_iter_no_change=2,
+        random_state=0,
+    ).fit(X)
+    assert est.best_validation_score_ > max(est.validation_scores_)
+    held_out = X[_validation_rows(300)]
+    assert_allclose(est.score(held_out), est.best_validation_score_, rtol=1e-6)
+
+
+def test_defaults_on_a_small_gaussian_table_match_the_closed_form_gaussian():
+    # 300 rows of a correlated 10-D Gaussian: the defaults are about as good on new
+    # rows as the maximum-likelihood Gaussian (GaussianMixture, one component).
+    rng = np.random.RandomState(1)
+    A = rng.randn(10, 10)
+    X = rng.multivariate_normal(np.zeros(10), A @ A.T / 10 + 0.1 * np.eye(10), 5300)
+    train, test = X[:300], X[300:]
+    gaussian = GaussianMixture(1, covariance_type="full").fit(train).score(test)
+    default = MADEDensity(random_state=0).fit(train).score(test)
+    assert default > gaussian - 0.15
+    no_start = MADEDensity(direct_connections=False, random_state=0).fit(train)
+    assert default > no_start.score(test) + 1.0
+
+
+def test_direct_connections_auto_leaves_out_categorical_tables():
+    X = np.random.RandomState(0).randint(0, 2, size=(60, 3)).astype(float)
+    est = MADEDensity(hidden_layer_sizes=(8,), max_iter=2, random_state=0)
+    assert est.fit(X).module_.direct is not None  # binary
+    assert est.fit(X + X.sum(axis=1, keepdims=True)).module_.direct is None
+    assert est.set_params(direct_connections=False).fit(X).module_.direct is None
