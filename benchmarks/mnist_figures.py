@@ -17,7 +17,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from benchmarks.mnist import HERE, PAPER, RESULTS
+from benchmarks.mnist import HERE, PAPER, RESULTS, samples_path
 
 DOCS = HERE.parent / "docs"
 
@@ -28,7 +28,8 @@ def main() -> None:
     for r in results:
         epochs = [point["epoch"] for point in r["curve"]]
         valid = [point["valid_nll"] for point in r["curve"]]
-        label = f"{r['name']} (test {r['test_nll']:.2f})"
+        ordering = r.get("ordering", "natural")
+        label = f"{r['name']}, {ordering} (test {r['test_nll']:.2f})"
         (line,) = ax.plot(epochs, valid, label=label)
         if r["name"] in PAPER:
             ax.axhline(PAPER[r["name"]][1], color=line.get_color(), ls=":", lw=1)
@@ -41,7 +42,7 @@ def main() -> None:
     fig.savefig(DOCS / "mnist_learning_curves.png", dpi=120)
 
     best = min(results, key=lambda r: r["valid_nll"])  # model choice: validation only
-    samples = np.load(HERE / "results" / f"mnist_samples_{best['name']}.npy")
+    samples = np.load(samples_path(best["name"], best.get("ordering", "natural")))
     grid = samples[:100].reshape(10, 10, 28, 28).transpose(0, 2, 1, 3).reshape(280, 280)
     fig, ax = plt.subplots(figsize=(5, 5))
     ax.imshow(1 - grid, cmap="gray", interpolation="nearest")
