@@ -169,22 +169,28 @@ def check_values(
 ):
     """Errors for values a fitted model gives no probability (scoring).
 
-    Returns the ``(n, D)`` mask of unknown categories when ``handle_unknown`` is
-    ``'ignore'`` and there are any, else None.
+    Returns the ``(n, D)`` mask of unknown values (categories never seen, values
+    other than 0 and 1 in a Bernoulli column) when ``handle_unknown`` is ``'ignore'``
+    and there are any, else None.
     """
     kinds = np.asarray(kinds)
+    unknown_mask = None
     bernoulli = np.flatnonzero(kinds == "bernoulli")
     if bernoulli.size:
         sub = X[:, bernoulli]
-        bad = bernoulli[~np.all((sub == 0) | (sub == 1), axis=0)]
-        if bad.size:
+        not_binary = (sub != 0) & (sub != 1)
+        bad = bernoulli[not_binary.any(axis=0)]
+        if bad.size and handle_unknown == "error":
             raise ValueError(
                 f"X contains values other than 0 and 1 in columns "
                 f"{describe_columns(bad)}, but this model was fitted with "
                 f"distribution={distribution!r}, a Bernoulli family there, and gives "
-                "them no probability. Binarize X as the training data was."
+                "them no probability. Binarize X as the training data was, or set "
+                "handle_unknown='ignore' to score them as impossible (-inf)."
             )
-    unknown_mask = None
+        if bad.size:
+            unknown_mask = np.zeros(X.shape, dtype=bool)
+            unknown_mask[:, bernoulli] = not_binary
     for j in np.flatnonzero(kinds == "categorical"):
         known = code_values[j]
         unknown = ~np.isin(X[:, j], known)

@@ -40,6 +40,8 @@ from ._utils import restore_on_error
 _START_RIDGE = 1e-3
 _START_HIDDEN_SCALE = 0.1
 _VALIDATION_MASKS = 8
+# Standardized continuous values beyond this score -inf (see handle_unknown).
+_MAX_STANDARDIZED = 1e15
 
 
 def _integer_range(values: np.ndarray, max_categories: int) -> np.ndarray:
@@ -108,11 +110,16 @@ class MADEDensity(TorchDensity):
         distinct values (and not only 0 and 1) are categorical.
 
     handle_unknown : {'error', 'ignore'}, default='error'
-        What scoring does with a category not seen during fit: raise a ValueError,
-        or (``'ignore'``) give the row probability zero: :meth:`score_samples`
-        returns ``-inf`` and :meth:`score_features` puts ``-inf`` at that feature
-        (the other features are scored as if it held its first category). Useful for
-        outlier detection, where unseen values are the point.
+        What scoring does with a value the model gives no probability (a category
+        not seen during fit, a value other than 0 and 1 in a Bernoulli column):
+        raise a ValueError, or (``'ignore'``) give the row probability zero:
+        :meth:`score_samples` returns ``-inf`` and :meth:`score_features` puts
+        ``-inf`` at that feature (the other features are scored as if it held its
+        first category, or 0). Useful for outlier detection, where unseen values are
+        the point. Whatever this setting, a continuous value more than ``1e15``
+        standard deviations from the training mean scores ``-inf`` the same way: its
+        density is below anything float64 can hold, and the network's float32
+        arithmetic would overflow on it.
 
     ordering : {'natural', 'random'} or array-like of shape (n_features,), \
             default='random'
@@ -694,6 +701,25 @@ class MADEDensity(TorchDensity):
         )
         return X, unknown
 
+    def _scoring_input(self, X) -> tuple[np.ndarray, np.ndarray | None]:
+        """Model values of X and the ``(n, D)`` mask of impossible entries (or None).
+
+        Impossible: unknown values (``handle_unknown='ignore'``) and continuous values
+        beyond ``_MAX_STANDARDIZED``; they are replaced by 0 so that the network
+        computes finite values for the rest of the row.
+        """
+        X, impossible = self._check_X(X)
+        Z = self._to_internal(X)
+        if self.mean_ is not None:
+            with np.errstate(over="ignore", invalid="ignore"):
+                extreme = ~(np.abs(Z) <= _MAX_STANDARDIZED)
+            extreme &= np.asarray(self.column_distributions_ == "gaussian")[None, :]
+            if extreme.any():
+                impossible = extreme if impossible is None else impossible | extreme
+        if impossible is not None:
+            Z = np.where(impossible, 0.0, Z)
+        return Z, impossible
+
     def score_samples(self, X):
         """Log-density of each row under the model, in nats.
 
@@ -708,10 +734,10 @@ class MADEDensity(TorchDensity):
             ``log p(x)`` of each row: a log-probability for binary data, a
             log-density in the units of X for continuous data.
         """
-        X, unknown = self._check_X(X)
-        log_density = self._log_likelihood(self._to_internal(X))
-        if unknown is not None:
-            log_density[unknown.any(axis=1)] = -np.inf
+        Z, impossible = self._scoring_input(X)
+        log_density = self._log_likelihood(Z)
+        if impossible is not None:
+            log_density[impossible.any(axis=1)] = -np.inf
         return log_density
 
     @torch.no_grad()
@@ -747,8 +773,7 @@ class MADEDensity(TorchDensity):
         contributions : ndarray of shape (n_samples, n_features)
             Contribution of each feature (in the column order of X).
         """
-        X, unknown = self._check_X(X)
-        Z = self._to_internal(X)
+        Z, impossible = self._scoring_input(X)
         module = self.module_
         module.eval()
         family = self._family()
@@ -773,8 +798,8 @@ class MADEDensity(TorchDensity):
             out[start : start + n] = weighted.cpu().numpy()
         if self.scale_ is not None:
             out -= np.log(self.scale_)
-        if unknown is not None:
-            out[unknown] = -np.inf
+        if impossible is not None:
+            out[impossible] = -np.inf
         return out
 
     @torch.no_grad()

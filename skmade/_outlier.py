@@ -10,11 +10,13 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import (
     _check_sample_weight,
+    _num_samples,
     check_is_fitted,
     has_fit_parameter,
     validate_data,
 )
 
+from ._columns import _is_categorical_dtype, _is_frame
 from ._density import MADEDensity
 from ._utils import restore_on_error
 
@@ -96,8 +98,13 @@ class MADEOutlierDetector(OutlierMixin, BaseEstimator):
     20 distinct values as categorical and the rest as continuous. It standardizes
     each continuous feature, gives constant ones a scale of 1 and keeps every
     Gaussian scale above ``exp(-7)`` standard deviations, so nearly constant
-    continuous columns give large but finite log-likelihoods. Only a category never
-    seen in training gives ``-inf``.
+    continuous columns give large but finite log-likelihoods. Values the model gives
+    no probability score ``-inf``, the most abnormal possible, and never raise: a
+    category never seen in training (an integer outside the training values
+    included), a value other than 0 and 1 in a column that was binary, and a
+    continuous value more than ``1e15`` standard deviations from the training mean.
+    DataFrames with string, object or pandas categorical columns are passed to the
+    density as they are.
 
     Examples
     --------
@@ -127,6 +134,10 @@ class MADEOutlierDetector(OutlierMixin, BaseEstimator):
     def _make_density(self):
         if self.density is not None:
             return clone(self.density)
+        return self._default_density(self.random_state)
+
+    @staticmethod
+    def _default_density(random_state):
         return MADEDensity(
             hidden_layer_sizes=(64, 64),
             n_masks=4,
@@ -135,7 +146,7 @@ class MADEOutlierDetector(OutlierMixin, BaseEstimator):
             learning_rate_init=3e-3,
             max_iter=300,
             handle_unknown="ignore",
-            random_state=self.random_state,
+            random_state=random_state,
         )
 
     # The density validates its own parameters in its own fit.
@@ -160,37 +171,77 @@ class MADEOutlierDetector(OutlierMixin, BaseEstimator):
             The fitted detector.
         """
         density = self._make_density()
+        # A failed fit (bad input, divergence, interrupt) leaves the detector as it was.
         with restore_on_error(self):
-            X = validate_data(self, X, dtype=[np.float64, np.float32])
+            X = self._validate(X, reset=True)
             fit_params = {}
             if sample_weight is not None:
                 if not has_fit_parameter(density, "sample_weight"):
                     raise ValueError(
                         f"{type(density).__name__} does not accept sample_weight."
                     )
-                fit_params["sample_weight"] = _check_sample_weight(sample_weight, X)
-        density.fit(X, **fit_params)
-        scores = density.score_samples(X)
-        contamination = (
-            _AUTO_CONTAMINATION if self.contamination == "auto" else self.contamination
-        )
-        if sample_weight is None:
-            offset = np.percentile(scores, 100.0 * contamination)
-        else:  # the quantile of the weighted training distribution
-            weights = fit_params["sample_weight"]
-            offset = _weighted_percentile(scores, weights, 100.0 * contamination)
-        self.offset_ = float(offset)
-        if hasattr(density, "score_features"):
-            # Typical contribution of each feature: explanations are relative to it.
-            weights = fit_params.get("sample_weight")
-            contributions = density.score_features(X)
-            self.feature_offsets_ = np.average(contributions, axis=0, weights=weights)
-        self.density_ = density
+                fit_params["sample_weight"] = _check_sample_weight(
+                    sample_weight, np.empty((_num_samples(X), 0))
+                )
+            density.fit(X, **fit_params)
+            scores = density.score_samples(X)
+            contamination = (
+                _AUTO_CONTAMINATION
+                if self.contamination == "auto"
+                else self.contamination
+            )
+            if sample_weight is None:
+                offset = np.percentile(scores, 100.0 * contamination)
+            else:  # the quantile of the weighted training distribution
+                weights = fit_params["sample_weight"]
+                offset = _weighted_percentile(scores, weights, 100.0 * contamination)
+            self.offset_ = float(offset)
+            if hasattr(density, "score_features"):
+                # Typical contribution of each feature: explanations are relative
+                # to it.
+                weights = fit_params.get("sample_weight")
+                contributions = density.score_features(X)
+                self.feature_offsets_ = np.average(
+                    contributions, axis=0, weights=weights
+                )
+            self.density_ = density
         return self
+
+    def _validate(self, X, reset: bool):
+        """Numeric X validated here; a DataFrame with categorical, object or string
+        columns is checked for its columns only and left to the density, which codes
+        those columns itself."""
+        if _is_frame(X) and any(_is_categorical_dtype(d) for d in X.dtypes):
+            validate_data(self, X, reset=reset, skip_check_array=True)
+            return X
+        return validate_data(self, X, dtype=[np.float64, np.float32], reset=reset)
 
     def _check_X(self, X):
         check_is_fitted(self)
-        return validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        return self._validate(X, reset=False)
+
+    def set_params(self, **params):
+        """Set the parameters of the detector and of its density.
+
+        ``density__<name>`` parameters also work with the default ``density=None``:
+        the default density is then made explicit (seeded with ``random_state``)
+        and its parameter set, so that ``GridSearchCV`` can tune it.
+
+        Parameters
+        ----------
+        **params : dict
+            Detector parameters, and ``density__<name>`` for the density's.
+
+        Returns
+        -------
+        self : MADEOutlierDetector
+            This detector.
+        """
+        nested = any(key.startswith("density__") for key in params)
+        if nested and params.get("density", self.density) is None:
+            seed = params.get("random_state", self.random_state)
+            params = {"density": self._default_density(seed), **params}
+        return super().set_params(**params)
 
     def score_samples(self, X):
         """Log-likelihood of each row under the density; the lower, the more abnormal.

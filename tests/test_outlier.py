@@ -188,3 +188,117 @@ def test_explanations_are_relative_to_typical_rows():
         rtol=1e-4,
         atol=1e-4,
     )
+
+
+def _mixed_table(n=300, seed=0):
+    """A 0/1 column, an integer column with 4 values and two continuous columns."""
+    rng = np.random.RandomState(seed)
+    binary = rng.randint(0, 2, n)
+    level = rng.randint(0, 4, n)
+    x = rng.randn(n) + level
+    return np.column_stack([binary, level, x, x + 0.1 * rng.randn(n)]).astype(float)
+
+
+def test_values_never_seen_in_training_are_the_least_likely_and_never_raise():
+    X = _mixed_table()
+    detector = MADEOutlierDetector(
+        MADEDensity(
+            hidden_layer_sizes=(16,),
+            max_iter=20,
+            handle_unknown="ignore",
+            random_state=0,
+        )
+    ).fit(X)
+    odd = np.repeat(X[:1], 5, axis=0)
+    odd[0, 0] = 0.5  # not 0/1 in a column that was binary
+    odd[1, 1] = 7.0  # an integer beyond the training range
+    odd[2, 2] = 1e300  # beyond float32 range once standardized
+    odd[3, 3] = -1e16 * X[:, 3].std()  # past the 1e15-standard-deviation bound
+    with np.errstate(all="raise"):
+        scores = detector.score_samples(odd)
+        features = detector.score_features(odd)
+    assert_array_equal(scores[:4], -np.inf)
+    assert np.isfinite(scores[4])
+    assert_array_equal(
+        detector.predict(odd), [-1, -1, -1, -1, detector.predict(X[:1])[0]]
+    )
+    for row in range(4):  # -inf exactly at the impossible value, finite elsewhere
+        assert features[row, row] == -np.inf
+        assert np.all(np.isfinite(np.delete(features[row], row)))
+
+
+def test_default_detector_scores_unseen_values_as_impossible():
+    X = _mixed_table()
+    detector = MADEOutlierDetector(random_state=0).fit(X)
+    odd = X[:3].copy()
+    odd[0, 0], odd[1, 1], odd[2, 2] = 2.0, -3.0, 1e300
+    assert_array_equal(detector.score_samples(odd), -np.inf)
+
+
+def test_density_rejects_non_binary_values_unless_told_to_ignore_them():
+    X = _mixed_table()
+    density = _small_density(max_iter=3).fit(X)
+    odd = X[:2].copy()
+    odd[0, 0] = 0.5
+    with pytest.raises(ValueError, match="handle_unknown='ignore'"):
+        density.score_samples(odd)
+    scores = density.set_params(handle_unknown="ignore").score_samples(odd)
+    assert scores[0] == -np.inf and np.isfinite(scores[1])
+
+
+def test_dataframes_with_string_and_categorical_columns_end_to_end():
+    pd = pytest.importorskip("pandas")
+    rng = np.random.RandomState(0)
+    n = 300
+    city = rng.choice(["Paris", "Lyon", "Nice"], n)
+    frame = pd.DataFrame(
+        {
+            "city": city,
+            "kind": pd.Categorical(rng.choice(["flat", "house"], n)),
+            "rent": rng.randn(n) + (city == "Paris") * 3,
+        }
+    )
+    detector = MADEOutlierDetector(random_state=0).fit(frame)
+    assert_array_equal(detector.feature_names_in_, ["city", "kind", "rent"])
+    odd = frame.iloc[:3].copy()
+    odd["city"] = ["Paris", "Rome", "Lyon"]  # Rome: never seen
+    scores = detector.score_samples(odd)
+    assert np.isfinite(scores[[0, 2]]).all() and scores[1] == -np.inf
+    assert detector.predict(odd)[1] == -1
+    assert detector.score_features(odd)[1, 0] == -np.inf
+    with pytest.raises(ValueError, match="feature names"):
+        detector.score_samples(odd[["rent", "kind", "city"]])
+
+
+def test_density_parameters_can_be_tuned_with_the_default_density():
+    X = _mixed_table(200)
+    detector = MADEOutlierDetector(random_state=3)
+    detector.set_params(density__hidden_layer_sizes=(8,), density__max_iter=3)
+    assert detector.density.hidden_layer_sizes == (8,)
+    assert detector.density.random_state == 3
+    assert detector.get_params()["density__handle_unknown"] == "ignore"
+    detector.fit(X)
+    assert detector.density_.module_.layers[0].out_features == 8
+
+    def mean_log_likelihood(estimator, X, y=None):
+        return estimator.score_samples(X).mean()
+
+    search = GridSearchCV(
+        MADEOutlierDetector(random_state=0),
+        {"density__hidden_layer_sizes": [(4,), (8,)], "density__max_iter": [3]},
+        scoring=mean_log_likelihood,
+        cv=2,
+    ).fit(X)
+    assert search.best_params_["density__hidden_layer_sizes"] in [(4,), (8,)]
+
+
+def test_a_fit_that_fails_inside_the_density_leaves_the_detector_as_it_was():
+    X = _mixed_table(200)
+    detector = MADEOutlierDetector(_small_density(max_iter=3)).fit(X)
+    before = detector.score_samples(X)
+    state = dict(detector.__dict__)
+    with pytest.raises(ValueError, match="minimum of 2"):
+        detector.fit(X[:1, :2])  # passes the detector's checks, not the density's
+    assert detector.__dict__.keys() == state.keys()
+    assert all(detector.__dict__[k] is v for k, v in state.items())
+    assert_array_equal(detector.score_samples(X), before)
