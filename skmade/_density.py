@@ -37,9 +37,11 @@ from ._utils import restore_on_error
 
 # Early stopping monitors the mixture of at most this many masks: scoring all of a
 # large ensemble after every epoch would cost more than the epoch's training.
+_VALIDATION_MASKS = 8
+# The Gaussian start: ridge on the standardized covariance's diagonal, and the factor
+# on the hidden path's output weights.
 _START_RIDGE = 1e-3
 _START_HIDDEN_SCALE = 0.1
-_VALIDATION_MASKS = 8
 # Standardized continuous values beyond this score -inf (see handle_unknown).
 _MAX_STANDARDIZED = 1e15
 
@@ -559,9 +561,7 @@ class MADEDensity(TorchDensity):
                 if C > 1:  # in residual scales; variance 0.25
                     spread = 0.5 * spread / spread.std()
                 log_scale = np.log(scale[i] * np.sqrt(1.0 - spread.var()))
-                raw = Gaussian.LOG_SCALE_MIN + np.log(
-                    np.expm1(max(log_scale - Gaussian.LOG_SCALE_MIN, 1e-6))
-                )
+                raw = Gaussian.raw_log_scale(log_scale)
                 units = out_starts[d] + stride * np.arange(families[d].n_params)
                 output.weight[units] *= _START_HIDDEN_SCALE
                 direct[units] = 0.0

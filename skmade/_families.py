@@ -97,6 +97,13 @@ class Gaussian:
         return np.zeros((2, Z.shape[1]))
 
     @classmethod
+    def raw_log_scale(cls, log_scale: float) -> float:
+        """The raw parameter whose floored log-scale is ``log_scale`` (the inverse of
+        the soft floor; just above the floor for values at or below it)."""
+        excess = max(log_scale - cls.LOG_SCALE_MIN, 1e-6)
+        return cls.LOG_SCALE_MIN + float(np.log(np.expm1(excess)))
+
+    @classmethod
     def mean_and_log_scale(cls, params: Tensor) -> tuple[Tensor, Tensor]:
         log_scale = cls.LOG_SCALE_MIN + F.softplus(params[:, 1] - cls.LOG_SCALE_MIN)
         return params[:, 0], log_scale
