@@ -10,8 +10,22 @@ fit and scoring times, and the mean ROC-AUC rank over sets. All methods run in o
 process, one after another. Run alone::
 
     python -m benchmarks.anomaly [--data DIR] [--sets cardio wbc ...]
+    python -m benchmarks.anomaly --suite dev
 
-Writes ``benchmarks/results/anomaly.json`` and ``benchmarks/results/anomaly.md``.
+Writes ``benchmarks/results/anomaly.json`` and ``benchmarks/results/anomaly.md``
+(``anomaly_dev.*`` for the development suite).
+
+Peers: scikit-learn's IsolationForest, LocalOutlierFactor, OneClassSVM,
+GaussianMixture, KernelDensity and EllipticEnvelope, and PyOD's ECOD and COPOD where
+``pyod`` is installed (``pip install pyod``; left out of the table otherwise).
+
+Two suites. ``adbench`` (the default) is the test suite: the 15 public sets, on which
+nothing about the detector was chosen. ``dev`` is the development suite, on which the
+detector's defaults are compared: anomaly tasks made from scikit-learn's bundled
+data sets (breast cancer, wine: one class normal, a 10% sample of the others the
+anomalies) and from synthetic generators (counts with zero inflation and rounding,
+mixtures with wider-spread anomalies, one swapped value per anomalous row). Its
+tasks share no rows with the ADBench sets.
 """
 
 from __future__ import annotations
@@ -25,6 +39,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from scipy.stats import rankdata
+from sklearn import datasets
+from sklearn.covariance import EllipticEnvelope
 from sklearn.ensemble import IsolationForest
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import average_precision_score, roc_auc_score
@@ -41,8 +57,31 @@ DEFAULT_DATA = HERE.parent.parent / "shared" / "data" / "adbench"
 SEEDS = (0, 1, 2)
 
 
+class _PyOD:
+    """A PyOD detector behind ``score_samples`` (higher = more normal)."""
+
+    def __init__(self, detector):
+        self.detector = detector
+
+    def fit(self, X):
+        self.detector.fit(X)
+        return self
+
+    def score_samples(self, X):
+        return -self.detector.decision_function(X)
+
+
+def _pyod_methods() -> dict:
+    try:
+        from pyod.models.copod import COPOD
+        from pyod.models.ecod import ECOD
+    except ImportError:
+        return {}
+    return {"ECOD": _PyOD(ECOD()), "COPOD": _PyOD(COPOD())}
+
+
 def methods(seed: int) -> dict:
-    """Each method with scikit-learn's defaults or a sensible, stated choice."""
+    """Each method with its library's defaults or a sensible, stated choice."""
     return {
         "MADE": MADEOutlierDetector(random_state=seed),
         "IsolationForest": IsolationForest(random_state=seed),
@@ -54,7 +93,8 @@ def methods(seed: int) -> dict:
             n_components=4, reg_covar=1e-3, random_state=seed
         ),
         "KernelDensity": KernelDensity(bandwidth="scott"),
-    }
+        "EllipticEnvelope": EllipticEnvelope(random_state=seed),
+    } | _pyod_methods()
 
 
 def split(X, y, seed):
@@ -67,9 +107,109 @@ def split(X, y, seed):
     return scaler.transform(X[train]), scaler.transform(X[test]), y[test], raw
 
 
-def run_set(path: Path) -> dict:
-    data = np.load(path, allow_pickle=False)
-    X, y = data["X"].astype(np.float64), data["y"].astype(int)
+def _class_task(X, y, normal, rng, frac=0.1):
+    """One class normal; a ``frac`` sample (of the normal count) of the others."""
+    inliers = np.flatnonzero(y == normal)
+    others = np.flatnonzero(y != normal)
+    outliers = rng.choice(others, max(5, int(frac * inliers.size)), replace=False)
+    rows = np.concatenate([inliers, outliers])
+    labels = np.r_[np.zeros(inliers.size), np.ones(outliers.size)].astype(int)
+    return X[rows].astype(np.float64), labels
+
+
+def _counts_task(rng, n=1500, d=12):
+    """Zero-inflated counts and rounded measurements driven by a 2-D latent;
+    anomalies have a wider, shifted latent."""
+    weights = np.linspace(-1, 1, 2 * d).reshape(d, 2)
+
+    def draw(m, spread, shift):
+        z = rng.standard_normal((m, 2)) * spread + np.array([0.0, shift])
+        rate = np.exp(0.5 * z @ weights.T)
+        keep = rng.random_sample((m, d)) < 0.5 + 0.4 * np.tanh(z[:, :1])
+        X = (rng.poisson(rate) * keep).astype(float)
+        noise = rng.standard_normal((m, d - d // 2))
+        X[:, d // 2 :] = np.round(10 * rate[:, d // 2 :] + noise) / 10
+        return X
+
+    return _stack(draw(n, 1.0, 0.0), draw(n // 10, 1.8, 1.0))
+
+
+def _wide_task(rng, n=2000, d=10):
+    """A 3-component Gaussian mixture; anomalies from the same components, twice
+    as spread."""
+    centers = rng.standard_normal((3, d)) * 2
+    factors = rng.standard_normal((3, d, d)) * 0.3
+
+    def draw(m, spread):
+        z = rng.randint(0, 3, m)
+        eps = rng.standard_normal((m, d))
+        return centers[z] + spread * np.einsum("nij,nj->ni", factors[z], eps)
+
+    return _stack(draw(n, 1.0), draw(n // 20, 2.0))
+
+
+def _swap_task(rng, n=2000):
+    """A nonlinear 8-D table (a spiral, rounded and zero-inflated columns); an
+    anomaly is a normal row with one value taken from another row, so only the
+    dependencies between columns give it away."""
+
+    def draw(m):
+        t = rng.uniform(0, 3 * np.pi, m)
+        r = rng.gamma(3, 1, m)
+        return np.c_[
+            3 * np.sin(t) + 0.1 * rng.standard_normal(m),
+            3 * np.cos(t) + 0.1 * rng.standard_normal(m),
+            t + 0.2 * rng.standard_normal(m),
+            np.round(r),
+            rng.poisson(1 + 3 * np.abs(np.sin(t))),
+            r * np.sin(t) + 0.3 * rng.standard_normal(m),
+            (rng.random_sample(m) < 0.7) * rng.exponential(2, m),
+            rng.standard_normal(m),
+        ]
+
+    X = draw(n)
+    k = n // 10
+    anomalies = X[rng.choice(n, k)].copy()
+    columns = rng.randint(0, X.shape[1], k)
+    anomalies[np.arange(k), columns] = X[rng.choice(n, k), columns]
+    return _stack(X, anomalies)
+
+
+def _stack(inliers, outliers):
+    labels = np.r_[np.zeros(len(inliers)), np.ones(len(outliers))].astype(int)
+    return np.r_[inliers, outliers], labels
+
+
+def dev_tasks():
+    """The development suite: ``[(name, X, y), ...]``, fixed by one seed."""
+    rng = np.random.RandomState(123)
+    cancer, wine = datasets.load_breast_cancer(), datasets.load_wine()
+    tasks = [
+        ("wdbc-benign", *_class_task(cancer.data, cancer.target, 1, rng)),
+        ("wdbc-malignant", *_class_task(cancer.data, cancer.target, 0, rng)),
+    ]
+    for c in range(3):
+        tasks.append((f"wine-{c}", *_class_task(wine.data, wine.target, c, rng)))
+    tasks += [
+        ("synthetic-counts", *_counts_task(rng)),
+        ("synthetic-wide", *_wide_task(rng)),
+        ("synthetic-swap", *_swap_task(rng)),
+    ]
+    return tasks
+
+
+def adbench_tasks(folder: Path, names=None):
+    """The ADBench sets in ``folder``: ``[(name, X, y), ...]``."""
+    tasks = []
+    for path in sorted(folder.glob("*.npz")):
+        if names and path.stem not in set(names):
+            continue
+        data = np.load(path, allow_pickle=False)
+        tasks.append((path.stem, data["X"].astype(np.float64), data["y"].astype(int)))
+    return tasks
+
+
+def run_set(name: str, X: np.ndarray, y: np.ndarray) -> dict:
     per_method: dict = {}
     for seed in SEEDS:
         X_train, X_test, y_test, (raw_train, raw_test) = split(X, y, seed)
@@ -92,7 +232,7 @@ def run_set(path: Path) -> dict:
             result["fit_s"].append(fit_s)
             result["score_s"].append(score_s)
     return {
-        "set": path.stem,
+        "set": name,
         "n": len(y),
         "d": int(X.shape[1]),
         "anomaly_rate": float(y.mean()),
@@ -104,17 +244,28 @@ def run_set(path: Path) -> dict:
     }
 
 
+TITLES = {
+    "adbench": "Anomaly detection on ADBench classical sets (test suite)",
+    "dev": "Anomaly detection: development suite (the detector's defaults are "
+    "chosen here)",
+}
+
+
 def write_markdown(results: dict, path: Path) -> None:
     names = list(results["sets"][0]["methods"])
+    pyod = results.get("pyod")
     lines = [
-        "# Anomaly detection on ADBench classical sets",
+        f"# {TITLES[results['suite']]}",
         "",
         "Mean over 3 seeds (fit on 70% of the normal rows, test on the rest plus all "
         "anomalies). MADE is `MADEOutlierDetector()` with its default density, on raw "
         "columns (it picks a family per column and standardizes continuous ones); the "
-        "others, on standardized inputs, are scikit-learn with defaults (LOF with "
+        "others, on standardized inputs, use their library's defaults (LOF with "
         "`novelty=True`, GaussianMixture with 4 components and `reg_covar=1e-3`, "
-        "KernelDensity with Scott's bandwidth). Best ROC-AUC per set in bold.",
+        "KernelDensity with Scott's bandwidth"
+        + (f"; ECOD and COPOD from PyOD {pyod}" if pyod else "; PyOD not installed")
+        + "). Best ROC-AUC per set in bold. "
+        f"skmade {results['skmade']}, torch {results['torch']}.",
         "",
         "## ROC-AUC",
         "",
@@ -128,13 +279,14 @@ def write_markdown(results: dict, path: Path) -> None:
         lines.append(
             f"| {s['set']} | {s['n']} | {s['d']} | " + " | ".join(cells) + " |"
         )
-    ranks = results["mean_rank"]
-    lines.append(
-        "| **mean rank** (lower is better) | | | "
-        + " | ".join(f"{ranks[m]:.2f}" for m in names)
-        + " |"
-    )
+    ranks, means = results["mean_rank"], results["mean_roc_auc"]
     lines += [
+        "| **mean ROC-AUC** | | | "
+        + " | ".join(f"{means[m]:.3f}" for m in names)
+        + " |",
+        "| **mean rank** (1 = best) | | | "
+        + " | ".join(f"{ranks[m]:.2f}" for m in names)
+        + " |",
         "",
         "## Average precision",
         "",
@@ -165,28 +317,40 @@ def write_markdown(results: dict, path: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--suite", choices=("adbench", "dev"), default="adbench")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--sets", nargs="*", help="set names (default: all)")
     parser.add_argument("--out", type=Path, default=HERE / "results")
     args = parser.parse_args()
-    if not args.data.is_dir():
+    warnings.simplefilter("ignore", ConvergenceWarning)
+    if args.suite == "dev":
+        tasks = [t for t in dev_tasks() if not args.sets or t[0] in set(args.sets)]
+    elif not args.data.is_dir():
         raise SystemExit(
             f"ADBench sets not found in {args.data}; pass --data DIR (a folder of "
             ".npz files with X and y)."
         )
-    warnings.simplefilter("ignore", ConvergenceWarning)
-    paths = sorted(args.data.glob("*.npz"))
-    if args.sets:
-        paths = [p for p in paths if p.stem in set(args.sets)]
+    else:
+        tasks = adbench_tasks(args.data, args.sets)
 
-    results = {"skmade": skmade.__version__, "torch": torch.__version__, "sets": []}
-    for path in paths:
+    try:
+        import pyod
+    except ImportError:
+        pyod = None
+    results = {
+        "suite": args.suite,
+        "skmade": skmade.__version__,
+        "torch": torch.__version__,
+        "pyod": getattr(pyod, "__version__", None),
+        "sets": [],
+    }
+    for name, X, y in tasks:
         start = time.perf_counter()
-        results["sets"].append(run_set(path))
+        results["sets"].append(run_set(name, X, y))
         aucs = {
             m: round(r["roc_auc"], 3) for m, r in results["sets"][-1]["methods"].items()
         }
-        print(f"{path.stem} ({time.perf_counter() - start:.0f} s): {aucs}", flush=True)
+        print(f"{name} ({time.perf_counter() - start:.0f} s): {aucs}", flush=True)
 
     names = list(results["sets"][0]["methods"])
     # Rank 1 = best ROC-AUC on a set; ties share the mean rank.
@@ -202,12 +366,11 @@ def main() -> None:
         for m in names
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    suffix = "" if not args.sets else "_subset"
-    (args.out / f"anomaly{suffix}.json").write_text(
-        json.dumps(results, indent=2) + "\n"
-    )
-    write_markdown(results, args.out / f"anomaly{suffix}.md")
-    print(json.dumps({"mean_rank": results["mean_rank"]}, indent=1))
+    stem = "anomaly" + ("_dev" if args.suite == "dev" else "")
+    stem += "_subset" if args.sets else ""
+    (args.out / f"{stem}.json").write_text(json.dumps(results, indent=2) + "\n")
+    write_markdown(results, args.out / f"{stem}.md")
+    print(json.dumps({"mean_rank": ranks.mean(axis=0).round(2).tolist()}))
 
 
 if __name__ == "__main__":
