@@ -209,7 +209,7 @@ def adbench_tasks(folder: Path, names=None):
     return tasks
 
 
-def run_set(name: str, X: np.ndarray, y: np.ndarray) -> dict:
+def run_set(set_name: str, X: np.ndarray, y: np.ndarray) -> dict:
     per_method: dict = {}
     for seed in SEEDS:
         X_train, X_test, y_test, (raw_train, raw_test) = split(X, y, seed)
@@ -232,7 +232,7 @@ def run_set(name: str, X: np.ndarray, y: np.ndarray) -> dict:
             result["fit_s"].append(fit_s)
             result["score_s"].append(score_s)
     return {
-        "set": name,
+        "set": set_name,
         "n": len(y),
         "d": int(X.shape[1]),
         "anomaly_rate": float(y.mean()),
@@ -323,6 +323,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=HERE / "results")
     args = parser.parse_args()
     warnings.simplefilter("ignore", ConvergenceWarning)
+    # EllipticEnvelope's MinCovDet warns on every near-singular covariance step.
+    warnings.filterwarnings("ignore", module="sklearn.covariance")
     if args.suite == "dev":
         tasks = [t for t in dev_tasks() if not args.sets or t[0] in set(args.sets)]
     elif not args.data.is_dir():

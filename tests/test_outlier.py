@@ -3,6 +3,7 @@ import pickle
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
+from sklearn.exceptions import NotFittedError
 from sklearn.metrics import roc_auc_score
 from sklearn.mixture import GaussianMixture
 from sklearn.model_selection import GridSearchCV
@@ -44,6 +45,16 @@ def test_api_is_consistent():
     assert_allclose(scores, detector.density_.score_samples(X))
     # contamination is the share of training rows below the threshold.
     assert np.mean(detector.predict(normal) == -1) == pytest.approx(0.1, abs=0.005)
+
+
+@pytest.mark.parametrize(
+    "method", ["score_samples", "decision_function", "predict", "score_features"]
+)
+def test_methods_before_fit_raise_not_fitted(method):
+    X = np.zeros((3, 2))
+    for detector in (MADEOutlierDetector(), MADEOutlierDetector(_small_density())):
+        with pytest.raises(NotFittedError, match="not fitted"):
+            getattr(detector, method)(X)
 
 
 def test_auto_contamination_flags_one_percent_of_training_rows():
