@@ -64,16 +64,28 @@ def _weighted_mean(X: np.ndarray, weights: np.ndarray) -> np.ndarray:
 
 
 # Parameters every torch density shares, with the same meaning.
+class _Count(Interval):
+    """An integer range that refuses booleans (``True`` is an ``int`` in Python)."""
+
+    def is_satisfied_by(self, val):
+        return not isinstance(val, bool | np.bool_) and super().is_satisfied_by(val)
+
+
+def count(low: int) -> Interval:
+    """The constraint of a count parameter: an integer of at least ``low``."""
+    return _Count(Integral, low, None, closed="left")
+
+
 TRAINING_CONSTRAINTS: dict = {
-    "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
-    "max_iter": [Interval(Integral, 1, None, closed="left")],
-    "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
+    "hidden_layer_sizes": ["array-like", count(1)],
+    "max_iter": [count(1)],
+    "batch_size": [StrOptions({"auto"}), count(1)],
     "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
     "alpha": [Interval(Real, 0, None, closed="left")],
     "learning_rate": [StrOptions({"constant", "adaptive"})],
     "early_stopping": ["boolean", StrOptions({"auto"})],
     "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
-    "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+    "n_iter_no_change": [count(1)],
     "tol": [Interval(Real, 0, None, closed="left")],
     "random_state": ["random_state"],
     "verbose": ["verbose"],

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import math
-from numbers import Integral
 
 import numpy as np
 import torch
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import (
     _check_sample_weight,
     check_is_fitted,
@@ -19,6 +18,7 @@ from ._base import (
     TRAINING_CONSTRAINTS,
     TorchDensity,
     _resolve_device,
+    count,
     row_blocks,
     standardization,
 )
@@ -320,14 +320,14 @@ class MADEDensity(TorchDensity):
             StrOptions({"auto", "bernoulli", "categorical", "gaussian"}),
             "array-like",
         ],
-        "n_components": [Interval(Integral, 1, None, closed="left")],
-        "max_categories": [Interval(Integral, 2, None, closed="left")],
+        "n_components": [count(1)],
+        "max_categories": [count(2)],
         "handle_unknown": [StrOptions({"error", "ignore"})],
         "ordering": [StrOptions({"natural", "random"}), "array-like"],
-        "n_masks": [Interval(Integral, 1, None, closed="left")],
+        "n_masks": [count(1)],
         "order_agnostic": ["boolean"],
         "direct_connections": ["boolean", StrOptions({"auto"})],
-        "n_eval_masks": [Interval(Integral, 1, None, closed="left"), None],
+        "n_eval_masks": [count(1), None],
         **TRAINING_CONSTRAINTS,
     }
 
@@ -480,7 +480,7 @@ class MADEDensity(TorchDensity):
         X, weights, X_val, weights_val = self._split(X, weights, n_validation, rng)
         if not continuing:
             self._set_columns(X, weights, kinds, frame_categories)
-        family = self._family()
+        family = self._family(self.n_components)
 
         Z, Z_val = self._to_internal(X), self._to_internal(X_val)
         if continuing:
@@ -609,17 +609,23 @@ class MADEDensity(TorchDensity):
         else:
             self.mean_ = self.scale_ = None
 
-    def _family(self):
-        """The output family of the fitted columns."""
+    def _family(self, n_components=None):
+        """The output family of the fitted columns.
+
+        ``n_components`` defaults to the value the network was fitted with, so that
+        ``set_params`` after ``fit`` cannot change the meaning of its outputs.
+        """
+        if n_components is None:
+            n_components = self._fitted_structure["n_components"]
         kinds = list(self.column_distributions_)
         if self.distribution_ == "bernoulli":
             return Bernoulli
         if self.distribution_ == "gaussian":
-            if self.n_components == 1:
+            if n_components == 1:
                 return Gaussian
-            return MixtureOfGaussians(self.n_components)
+            return MixtureOfGaussians(n_components)
         sizes = [
-            len(values) if values is not None else self.n_components
+            len(values) if values is not None else n_components
             for values in self._code_values_
         ]
         return Table(kinds, sizes)
@@ -652,7 +658,19 @@ class MADEDensity(TorchDensity):
         return 0.0
 
     def _n_eval_masks(self) -> int:
-        return self.module_.n_masks if self.n_eval_masks is None else self.n_eval_masks
+        """Masks averaged at inference; ``n_eval_masks`` may change after fit, within
+        the masks that were trained."""
+        trained = self.module_.n_masks
+        if self.n_eval_masks is None:
+            return trained
+        if self.n_eval_masks > trained:
+            raise ValueError(
+                f"n_eval_masks={self.n_eval_masks}, but this model was trained with "
+                f"{trained} mask(s); inference can only average trained masks. Set "
+                f"n_eval_masks to at most {trained} (or None for all), or refit with "
+                "more n_masks."
+            )
+        return self.n_eval_masks
 
     @torch.no_grad()
     def _log_likelihood(self, Z: np.ndarray, n_masks: int | None = None) -> np.ndarray:

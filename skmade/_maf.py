@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from numbers import Integral
-
 import numpy as np
 import torch
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import (
     _check_sample_weight,
     check_is_fitted,
@@ -19,6 +17,7 @@ from ._base import (
     TorchDensity,
     _as_float32_tensor,
     _resolve_device,
+    count,
     row_blocks,
     standardization,
 )
@@ -158,8 +157,8 @@ best_validation_score_, n_iter_, n_steps_
     """
 
     _parameter_constraints: dict = {
-        "n_flows": [Interval(Integral, 1, None, closed="left")],
-        "n_components": [Interval(Integral, 1, None, closed="left")],
+        "n_flows": [count(1)],
+        "n_components": [count(1)],
         "batch_norm": ["boolean"],
         "ordering": [StrOptions({"reverse", "random"})],
         **TRAINING_CONSTRAINTS,

@@ -626,3 +626,55 @@ def test_parallel_fits_do_not_oversubscribe_cores():
     cores = joblib.cpu_count()
     assert all(threads * 2 <= max(cores, 2) for threads, _ in results)
     assert all(n_iter == 2 for _, n_iter in results)
+
+
+def test_structural_parameters_changed_after_fit_do_not_change_the_model():
+    rng = np.random.RandomState(0)
+    X = rng.standard_normal((200, 3))
+    est = MADEDensity(
+        hidden_layer_sizes=(16,), n_components=2, max_iter=5, random_state=0
+    ).fit(X)
+    before = est.score_samples(X)
+    draws = est.sample(5, random_state=1)
+    est.set_params(n_components=3, hidden_layer_sizes=(8,), n_masks=4)
+    assert_array_equal(est.score_samples(X), before)
+    assert_allclose(est.score_features(X).sum(axis=1), before, rtol=1e-6, atol=1e-6)
+    assert_array_equal(est.sample(5, random_state=1), draws)
+    # A refit uses the new values.
+    est.fit(X)
+    assert est.module_.n_masks == 4
+
+
+@pytest.mark.parametrize("n_masks", [1, 2])
+def test_n_eval_masks_beyond_the_trained_masks_is_a_clear_error(n_masks):
+    X = np.random.RandomState(0).standard_normal((100, 3))
+    est = MADEDensity(
+        hidden_layer_sizes=(8,), n_masks=n_masks, max_iter=2, random_state=0
+    ).fit(X)
+    est.set_params(n_eval_masks=n_masks)  # within the trained masks: fine
+    assert np.all(np.isfinite(est.score_samples(X)))
+    est.set_params(n_eval_masks=5)
+    for method in (est.score_samples, est.score_features):
+        with pytest.raises(ValueError, match=f"n_eval_masks=5.*trained with {n_masks}"):
+            method(X)
+    with pytest.raises(ValueError, match="n_eval_masks=5"):
+        est.sample(3)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        dict(n_masks=True),
+        dict(max_iter=np.True_),
+        dict(n_components=False),
+        dict(batch_size=True),
+        dict(n_eval_masks=True),
+    ],
+)
+def test_booleans_are_not_counts(params):
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    X = np.random.RandomState(0).standard_normal((50, 2))
+    name = next(iter(params))
+    with pytest.raises(InvalidParameterError, match=f"'{name}' parameter.*an int"):
+        MADEDensity(**params).fit(X)

@@ -146,3 +146,14 @@ def test_early_stopping_restores_best_validation_weights():
     est = _fast(early_stopping=True, max_iter=300, n_iter_no_change=5).fit(_banana(400))
     assert len(est.validation_scores_) == est.n_iter_ < 300
     assert est.best_validation_score_ == max(est.validation_scores_)
+
+
+def test_structural_parameters_changed_after_fit_do_not_change_the_model():
+    X = np.random.RandomState(0).standard_normal((200, 3))
+    est = MAFDensity(
+        hidden_layer_sizes=(8,), n_flows=2, max_iter=3, random_state=0
+    ).fit(X)
+    before, draws = est.score_samples(X), est.sample(3, random_state=0)
+    est.set_params(n_components=3, n_flows=5, ordering="reverse")
+    assert_array_equal(est.score_samples(X), before)
+    assert_array_equal(est.sample(3, random_state=0), draws)
