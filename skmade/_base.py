@@ -103,6 +103,18 @@ _LR_PATIENCE = 2
 _AUTO_BATCH = 100
 
 
+# Standardized continuous values beyond this many standard deviations score -inf:
+# the network computes in float32 (about 3e38), and inf * 0 on a masked weight would
+# turn the whole row into NaN.
+MAX_STANDARDIZED = 1e15
+
+
+def beyond_range(Z: np.ndarray) -> np.ndarray:
+    """The ``(n, D)`` mask of standardized values too extreme to score (or NaN)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return ~(np.abs(Z) <= MAX_STANDARDIZED)
+
+
 def standardization(X: np.ndarray, weights: np.ndarray):
     """Weighted column means and standard deviations; constant columns get scale 1."""
     mean = _weighted_mean(X, weights)

@@ -36,6 +36,47 @@ def describe_columns(columns) -> str:
     return str(shown)[:-1] + (", ...]" if columns.size > 10 else "]")
 
 
+def check_frame_columns(X, feature_names_in) -> None:
+    """Clear errors for a DataFrame whose columns are not those seen in fit.
+
+    Runs before any column is converted, so that a reordered frame is reported as
+    reordered rather than as holding unknown categories.
+    """
+    if not _is_frame(X) or feature_names_in is None:
+        return
+    names = [str(name) for name in X.columns]
+    expected = [str(name) for name in feature_names_in]
+    if names == expected:
+        return
+    if sorted(names) == sorted(expected):
+        raise ValueError(
+            "X has the columns seen during fit but in another order; reorder them "
+            f"with X[estimator.feature_names_in_] (expected {expected[:10]}, got "
+            f"{names[:10]})."
+        )
+    unseen = [name for name in names if name not in expected]
+    missing = [name for name in expected if name not in names]
+    raise ValueError(
+        "X's column names differ from those seen during fit: "
+        f"unseen {unseen[:10]}, missing {missing[:10]}. Pass the columns the model "
+        "was fitted on (estimator.feature_names_in_)."
+    )
+
+
+def _check_no_datetimes(X) -> None:
+    import pandas as pd
+
+    types = pd.api.types
+    for name, dtype in X.dtypes.items():
+        if types.is_datetime64_any_dtype(dtype) or types.is_timedelta64_dtype(dtype):
+            raise ValueError(
+                f"Column {name!r} has dtype {dtype}; skmade models numbers and "
+                "categories. Convert it first, for example to seconds with "
+                "X[col].astype('int64') / 1e9, or to categories with "
+                "X[col].astype('category')."
+            )
+
+
 def frame_to_numeric(X, categories: dict | None = None, handle_unknown="error"):
     """Replace the categorical columns of a DataFrame by their integer codes.
 
@@ -60,6 +101,7 @@ def frame_to_numeric(X, categories: dict | None = None, handle_unknown="error"):
         return X, {}
     import pandas as pd
 
+    _check_no_datetimes(X)
     fitting = categories is None
     if fitting:
         categories = {

@@ -18,11 +18,17 @@ from ._base import (
     TRAINING_CONSTRAINTS,
     TorchDensity,
     _resolve_device,
+    beyond_range,
     count,
     row_blocks,
     standardization,
 )
-from ._columns import check_values, frame_to_numeric, infer_kinds
+from ._columns import (
+    check_frame_columns,
+    check_values,
+    frame_to_numeric,
+    infer_kinds,
+)
 from ._families import (
     Bernoulli,
     Gaussian,
@@ -42,8 +48,6 @@ _VALIDATION_MASKS = 8
 # on the hidden path's output weights.
 _START_RIDGE = 1e-3
 _START_HIDDEN_SCALE = 0.1
-# Standardized continuous values beyond this score -inf (see handle_unknown).
-_MAX_STANDARDIZED = 1e15
 
 
 def _integer_range(values: np.ndarray, max_categories: int) -> np.ndarray:
@@ -424,6 +428,8 @@ class MADEDensity(TorchDensity):
                     "to fit a new model."
                 )
         hidden = self._hidden_sizes()
+        if continuing:
+            check_frame_columns(X, getattr(self, "feature_names_in_", None))
         X, frame_categories = frame_to_numeric(
             X, self._frame_categories_ if continuing else None
         )
@@ -708,6 +714,7 @@ class MADEDensity(TorchDensity):
     def _check_X(self, X) -> tuple[np.ndarray, np.ndarray | None]:
         """Validated X and the mask of unknown categories (or None)."""
         check_is_fitted(self)
+        check_frame_columns(X, getattr(self, "feature_names_in_", None))
         X, _ = frame_to_numeric(X, self._frame_categories_, self.handle_unknown)
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
         unknown = check_values(
@@ -723,14 +730,13 @@ class MADEDensity(TorchDensity):
         """Model values of X and the ``(n, D)`` mask of impossible entries (or None).
 
         Impossible: unknown values (``handle_unknown='ignore'``) and continuous values
-        beyond ``_MAX_STANDARDIZED``; they are replaced by 0 so that the network
-        computes finite values for the rest of the row.
+        too extreme for the network (:func:`beyond_range`); they are replaced by 0 so
+        that the network computes finite values for the rest of the row.
         """
         X, impossible = self._check_X(X)
         Z = self._to_internal(X)
         if self.mean_ is not None:
-            with np.errstate(over="ignore", invalid="ignore"):
-                extreme = ~(np.abs(Z) <= _MAX_STANDARDIZED)
+            extreme = beyond_range(Z)
             extreme &= np.asarray(self.column_distributions_ == "gaussian")[None, :]
             if extreme.any():
                 impossible = extreme if impossible is None else impossible | extreme

@@ -17,6 +17,7 @@ from ._base import (
     TorchDensity,
     _as_float32_tensor,
     _resolve_device,
+    beyond_range,
     count,
     row_blocks,
     standardization,
@@ -336,7 +337,14 @@ best_validation_score_, n_iter_, n_steps_
         """
         check_is_fitted(self)
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
-        return self._log_likelihood(self._standardize(X))
+        Z = self._standardize(X)
+        # Values too extreme for the float32 network have probability zero.
+        extreme = beyond_range(Z).any(axis=1)
+        if not extreme.any():
+            return self._log_likelihood(Z)
+        out = np.full(Z.shape[0], -np.inf)
+        out[~extreme] = self._log_likelihood(Z[~extreme])
+        return out
 
     @torch.no_grad()
     def sample(self, n_samples=1, random_state=None):

@@ -678,3 +678,20 @@ def test_booleans_are_not_counts(params):
     name = next(iter(params))
     with pytest.raises(InvalidParameterError, match=f"'{name}' parameter.*an int"):
         MADEDensity(**params).fit(X)
+
+
+def test_dataframe_column_errors_name_the_problem():
+    pd = pytest.importorskip("pandas")
+    rng = np.random.RandomState(0)
+    frame = pd.DataFrame(
+        {"a": rng.rand(60), "b": pd.Categorical(rng.choice(["x", "y"], 60))}
+    )
+    est = _fast(max_iter=2).fit(frame)
+    for method in (est.score_samples, est.score_features, est.partial_fit):
+        with pytest.raises(ValueError, match=r"another order.*feature_names_in_"):
+            method(frame[["b", "a"]])
+        with pytest.raises(ValueError, match=r"unseen \['c'\], missing \['a'\]"):
+            method(frame.rename(columns={"a": "c"}))
+    dated = frame.assign(t=pd.date_range("2020-01-01", periods=60))
+    with pytest.raises(ValueError, match="Column 't' has dtype datetime64"):
+        _fast(max_iter=2).fit(dated)

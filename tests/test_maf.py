@@ -157,3 +157,16 @@ def test_structural_parameters_changed_after_fit_do_not_change_the_model():
     est.set_params(n_components=3, n_flows=5, ordering="reverse")
     assert_array_equal(est.score_samples(X), before)
     assert_array_equal(est.sample(3, random_state=0), draws)
+
+
+def test_values_too_extreme_for_the_network_score_minus_inf_not_nan():
+    X = np.random.RandomState(0).standard_normal((200, 3))
+    est = MAFDensity(
+        hidden_layer_sizes=(8,), n_flows=2, max_iter=3, random_state=0
+    ).fit(X)
+    odd = X[:4].copy()
+    odd[0, 0], odd[1, 1], odd[2, 2] = 1e39, -1e300, 1e20
+    with np.errstate(all="raise"):
+        scores = est.score_samples(odd)
+    assert_array_equal(scores[:3], -np.inf)
+    assert scores[3] == est.score_samples(X[3:4])[0]
