@@ -59,7 +59,14 @@ def row_blocks(Z: np.ndarray, device: torch.device, block: int = SCORE_BLOCK):
 
 
 def _weighted_mean(X: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Column means of X under row weights; a BLAS mat-vec, not a broadcast."""
+    """Column means of X under row weights; a BLAS mat-vec, not a broadcast.
+
+    The weights are divided by their largest first, so that weights near the
+    float64 limit do not overflow the sums (a power of two: exact).
+    """
+    top = weights.max()
+    if np.isfinite(top) and top > 0:
+        weights = weights / 2.0 ** np.ceil(np.log2(top))
     return (weights.astype(X.dtype) @ X).astype(np.float64) / weights.sum()
 
 
@@ -116,10 +123,32 @@ def beyond_range(Z: np.ndarray) -> np.ndarray:
 
 
 def standardization(X: np.ndarray, weights: np.ndarray):
-    """Weighted column means and standard deviations; constant columns get scale 1."""
-    mean = _weighted_mean(X, weights)
-    scale = np.sqrt(_weighted_mean((X - mean) ** 2, weights))
-    scale[scale < 10 * np.finfo(np.float64).eps * np.abs(mean) + 1e-300] = 1
+    """Weighted column means and standard deviations, for any finite values.
+
+    Each column is divided by a power of two at its largest magnitude first (exact),
+    so that neither the sums nor the squares overflow (values up to the float64
+    limit) or lose a spread of 1e-300 to underflow. A column whose spread is within
+    rounding of its mean is constant: its mean is one of its values, so that its
+    standardized values are exactly 0, and its scale is 1, or the rounding bound of
+    its magnitude where that is larger (a constant near 1e54 would otherwise
+    standardize to rounding errors of 1e38).
+    """
+    # 2**e with the column's largest magnitude in [2**e, 2**(e+1)): dividing by it
+    # is exact, and unit values stay within 2 in magnitude.
+    _, exponent = np.frexp(np.abs(X).max(axis=0).astype(np.float64))
+    peak = np.ldexp(1.0, exponent - 1)
+    # Underflow (tiny squares, subnormal bounds) only loses what is below rounding.
+    with np.errstate(under="ignore"):
+        unit = X / peak
+        mean = _weighted_mean(unit, weights)
+        scale = np.sqrt(_weighted_mean((unit - mean) ** 2, weights)) * peak
+        mean = mean * peak
+        bound = 10 * np.finfo(np.float64).eps * np.abs(mean)
+    constant = scale <= bound
+    if constant.any():
+        row = int(np.argmax(weights))
+        mean[constant] = X[row, constant]
+        scale[constant] = np.maximum(1.0, bound[constant])
     return mean, scale
 
 

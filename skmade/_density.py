@@ -55,10 +55,11 @@ def _integer_range(values: np.ndarray, max_categories: int) -> np.ndarray:
 
     A value that training rows happen to skip (an 11 between 10 and 12) is then a
     category with its own, small, probability rather than an unknown one. Kept to
-    the values seen when they are not integers or the range is wider than
-    ``max_categories``.
+    the values seen when they are not integers, not exactly representable (beyond
+    2**53, where ``x + 1 == x``) or the range is wider than ``max_categories``.
     """
-    if values.size and np.all(values == np.round(values)):
+    exact = values.size and np.abs(values).max() < 2.0**53
+    if exact and np.all(values == np.round(values)):
         low, high = values[0], values[-1]
         if high - low + 1 <= max(max_categories, values.size):
             return np.arange(low, high + 1, dtype=values.dtype)

@@ -695,3 +695,25 @@ def test_dataframe_column_errors_name_the_problem():
     dated = frame.assign(t=pd.date_range("2020-01-01", periods=60))
     with pytest.raises(ValueError, match="Column 't' has dtype datetime64"):
         _fast(max_iter=2).fit(dated)
+
+
+def test_standardization_holds_for_any_finite_magnitude():
+    rng = np.random.RandomState(0)
+    X = np.c_[
+        rng.standard_normal(120) * 1e200,  # squares would overflow
+        rng.standard_normal(120) * 1e-300,  # a real spread, not a constant
+        np.full(120, 1e54),  # a constant whose rounding errors are 1e38
+        rng.standard_normal(120),
+    ]
+    with np.errstate(over="raise", invalid="raise", divide="raise"):
+        est = _fast(max_iter=3, early_stopping=False, distribution="gaussian").fit(X)
+        scores = est.score_samples(X)
+        # 'auto' makes the constant 1e54 column categorical (one category).
+        auto_scores = _fast(max_iter=3).fit(X).score_samples(X)
+    assert np.all(np.isfinite(scores)) and np.all(np.isfinite(auto_scores))
+    units = np.array([1e200, 1e-300])
+    assert_allclose(est.scale_[:2], (X[:, :2] / units).std(axis=0) * units, rtol=1e-6)
+    assert est.mean_[2] == 1e54
+    Z = (X - est.mean_) / est.scale_
+    assert np.all(Z[:, 2] == 0)
+    assert np.all(np.abs(Z) < 10)
