@@ -13,6 +13,7 @@ from sklearn.base import BaseEstimator, DensityMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import _check_sample_weight
 
 
 def _resolve_device(device: str) -> torch.device:
@@ -58,15 +59,24 @@ def row_blocks(Z: np.ndarray, device: torch.device, block: int = SCORE_BLOCK):
         yield start, x, n
 
 
-def _weighted_mean(X: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Column means of X under row weights; a BLAS mat-vec, not a broadcast.
+def check_weights(sample_weight, X) -> np.ndarray:
+    """Validated row weights, rescaled by a power of two into ``[0, 1)``.
 
-    The weights are divided by their largest first, so that weights near the
-    float64 limit do not overflow the sums (a power of two: exact).
+    Every use of the weights is invariant to a common factor; the rescaling is exact
+    and keeps weights near the float64 limits (1e308, 1e-320) from overflowing or
+    underflowing the sums that normalize them.
     """
-    top = weights.max()
-    if np.isfinite(top) and top > 0:
-        weights = weights / 2.0 ** np.ceil(np.log2(top))
+    weights = _check_sample_weight(
+        sample_weight, X, dtype=np.float64, ensure_non_negative=True
+    )
+    top = weights.max() if weights.size else 0.0
+    if top > 0:
+        weights = np.ldexp(weights, -np.frexp(top)[1])
+    return weights
+
+
+def _weighted_mean(X: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Column means of X under row weights; a BLAS mat-vec, not a broadcast."""
     return (weights.astype(X.dtype) @ X).astype(np.float64) / weights.sum()
 
 

@@ -9,7 +9,6 @@ import torch
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import (
-    _check_sample_weight,
     check_is_fitted,
     validate_data,
 )
@@ -19,6 +18,7 @@ from ._base import (
     TorchDensity,
     _resolve_device,
     beyond_range,
+    check_weights,
     count,
     row_blocks,
     standardization,
@@ -442,9 +442,7 @@ class MADEDensity(TorchDensity):
             reset=not continuing,
         )
         n_samples, n_features = X.shape
-        weights = _check_sample_weight(
-            sample_weight, X, dtype=np.float64, ensure_non_negative=True
-        )
+        weights = check_weights(sample_weight, X)
 
         if continuing:
             kinds = list(self.column_distributions_)

@@ -7,7 +7,6 @@ import torch
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import (
-    _check_sample_weight,
     check_is_fitted,
     validate_data,
 )
@@ -18,6 +17,7 @@ from ._base import (
     _as_float32_tensor,
     _resolve_device,
     beyond_range,
+    check_weights,
     count,
     row_blocks,
     standardization,
@@ -235,9 +235,7 @@ best_validation_score_, n_iter_, n_steps_
             ensure_min_samples=2,
             reset=not continuing,
         )
-        weights = _check_sample_weight(
-            sample_weight, X, dtype=np.float64, ensure_non_negative=True
-        )
+        weights = check_weights(sample_weight, X)
         n_validation = self._n_validation(X.shape[0], incremental)
         device = _resolve_device(self.device)
         return X, weights, hidden, n_validation, device, continuing

@@ -717,3 +717,16 @@ def test_standardization_holds_for_any_finite_magnitude():
     Z = (X - est.mean_) / est.scale_
     assert np.all(Z[:, 2] == 0)
     assert np.all(np.abs(Z) < 10)
+
+
+@pytest.mark.parametrize("weight", [1e308, 1e-320])
+@pytest.mark.parametrize("name", ["MADEDensity", "MAFDensity"])
+def test_uniform_weights_near_the_float64_limits_fit_the_unweighted_model(weight, name):
+    import skmade
+
+    X = np.random.RandomState(0).standard_normal((200, 3))
+    make = getattr(skmade, name)
+    params = dict(hidden_layer_sizes=(8,), max_iter=3, random_state=0)
+    unweighted = make(**params).fit(X).score_samples(X)
+    weighted = make(**params).fit(X, sample_weight=np.full(200, weight))
+    assert_allclose(weighted.score_samples(X), unweighted, atol=1e-4)
