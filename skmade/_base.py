@@ -15,6 +15,8 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight
 
+from ._utils import restore_on_error
+
 
 def _resolve_device(device: str) -> torch.device:
     if device == "auto":
@@ -118,6 +120,10 @@ _LR_PATIENCE = 2
 # batch_size='auto': smaller batches were slightly better on every table measured
 # (benchmarks/tabular.py) at about the same fit time, since fewer epochs are needed.
 _AUTO_BATCH = 100
+# Divergence without early stopping: the best epoch's loss is above the starting
+# loss by its own magnitude plus this many nats per row. Scored in blocks of rows.
+_DIVERGED_NATS = 10.0
+_START_LOSS_BATCH = 4096
 
 
 # Standardized continuous values beyond this many standard deviations score -inf:
@@ -215,6 +221,21 @@ class TorchDensity(DensityMixin, BaseEstimator):
         best_state = None
         no_improvement = 0
         converged = False
+        start_loss = None
+        if not early_stopping and not incremental:
+            # Without a validation score to fall back on, a run whose loss ends far
+            # above where it started has diverged (learning rate far too high) even
+            # when the loss stays finite.
+            with torch.no_grad():
+                module.eval()
+                nll = torch.zeros((), device=device, dtype=torch.float64)
+                for start in range(0, n_train, _START_LOSS_BATCH):
+                    x = x_all[start : start + _START_LOSS_BATCH]
+                    w = w_all[start : start + _START_LOSS_BATCH].double()
+                    log_prob = family.log_prob(module(family.encode(x), 0), x)
+                    nll -= (w * log_prob.double().sum(dim=1)).sum()
+                penalty = sum(module.penalty(k).item() for k in range(n_masks))
+                start_loss = nll.item() / n_train + penalty_scale * penalty / n_masks
         if early_stopping:
             # The starting point competes too: a closed-form start (the Gaussian of
             # MADEDensity's direct path) can beat every epoch on a small table.
@@ -282,6 +303,15 @@ class TorchDensity(DensityMixin, BaseEstimator):
 
         if best_state is not None:
             module.load_state_dict(best_state)
+        if start_loss is not None and (
+            self.best_loss_ > start_loss + abs(start_loss) + _DIVERGED_NATS
+        ):
+            raise FloatingPointError(
+                f"Training diverged: the loss rose from {start_loss:.4g} nats per row "
+                f"at the start to {self.best_loss_:.4g} at best. Lower "
+                f"learning_rate_init (now {self.learning_rate_init}), or check X for "
+                "extreme values."
+            )
         if not converged and not incremental:
             warnings.warn(
                 f"{type(self).__name__} stopped at max_iter={self.max_iter} epochs "
@@ -386,6 +416,13 @@ class TorchDensity(DensityMixin, BaseEstimator):
         if not continuing or not hasattr(self, "_incremental_rng"):
             self._incremental_rng = check_random_state(self.random_state)
         return self._incremental_rng
+
+    def _fit(self, X, sample_weight, incremental):
+        """Fit as one transaction: any exception (bad input, divergence, an
+        interrupt) leaves the estimator exactly as it was, and a fresh one unfitted."""
+        continuing = (self.warm_start or incremental) and hasattr(self, "module_")
+        with restore_on_error(self, deep=continuing):
+            return self._fit_model(X, sample_weight, incremental)
 
     @staticmethod
     def _split(X, weights, n_validation, rng):

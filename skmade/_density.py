@@ -39,7 +39,6 @@ from ._families import (
 from ._masks import check_ordering, make_degrees, make_orderings
 from ._nn import MADE
 from ._sampling import sample_incremental
-from ._utils import restore_on_error
 
 # Early stopping monitors the mixture of at most this many masks: scoring all of a
 # large ensemble after every epoch would cost more than the epoch's training.
@@ -474,9 +473,8 @@ class MADEDensity(TorchDensity):
 
     # ------------------------------------------------------------------ fitting
 
-    def _fit(self, X, sample_weight, incremental):
-        with restore_on_error(self):
-            checked = self._check_fit_input(X, sample_weight, incremental)
+    def _fit_model(self, X, sample_weight, incremental):
+        checked = self._check_fit_input(X, sample_weight, incremental)
         X, weights, hidden, kinds, frame_categories = checked[:5]
         n_validation, device, continuing = checked[5:]
 

@@ -26,7 +26,6 @@ from ._families import Gaussian, MixtureOfGaussians
 from ._flows import MAF, FlowOutput
 from ._masks import make_degrees
 from ._nn import MADE
-from ._utils import restore_on_error
 
 
 class MAFDensity(TorchDensity):
@@ -270,9 +269,8 @@ best_validation_score_, n_iter_, n_steps_
         self.orderings_ = orderings
         return MAF(flows, self.batch_norm, base, family)
 
-    def _fit(self, X, sample_weight, incremental):
-        with restore_on_error(self):
-            checked = self._check_fit_input(X, sample_weight, incremental)
+    def _fit_model(self, X, sample_weight, incremental):
+        checked = self._check_fit_input(X, sample_weight, incremental)
         X, weights, hidden, n_validation, device, continuing = checked
         rng = self._fit_rng(incremental, continuing)
         X, weights, X_val, weights_val = self._split(X, weights, n_validation, rng)

@@ -730,3 +730,47 @@ def test_uniform_weights_near_the_float64_limits_fit_the_unweighted_model(weight
     unweighted = make(**params).fit(X).score_samples(X)
     weighted = make(**params).fit(X, sample_weight=np.full(200, weight))
     assert_allclose(weighted.score_samples(X), unweighted, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["MADEDensity", "MAFDensity"])
+def test_a_fit_that_diverges_or_is_interrupted_changes_nothing(name, monkeypatch):
+    from sklearn.exceptions import NotFittedError
+
+    import skmade
+
+    X = np.random.RandomState(0).standard_normal((300, 3))
+    make = getattr(skmade, name)
+    params = dict(hidden_layer_sizes=(8,), max_iter=4, early_stopping=False)
+    est = make(**params, random_state=0).fit(X)
+    scores, curve = est.score_samples(X), list(est.loss_curve_)
+    # A finite but diverging loss (or NaN) is an error, and the old model stays.
+    with pytest.raises(FloatingPointError, match=r"diverged|became nan"):
+        est.set_params(learning_rate_init=1e3).fit(X)
+    assert_array_equal(est.score_samples(X), scores)
+    fresh = make(**params, learning_rate_init=1e3, random_state=0)
+    with pytest.raises(FloatingPointError):
+        fresh.fit(X)
+    with pytest.raises(NotFittedError):
+        fresh.score_samples(X)
+    # An interrupt inside partial_fit (trained in place) restores network,
+    # optimizer, curves and random streams: the next call is as if it never ran.
+    est.set_params(learning_rate_init=1e-3)
+    twin = make(**params, random_state=0).fit(X)  # est as it was, optimizer too
+    original_step = torch.optim.Adam.step
+    calls = []
+
+    def interrupt(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return original_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        est.partial_fit(X)
+    monkeypatch.setattr(torch.optim.Adam, "step", original_step)
+    assert_array_equal(est.score_samples(X), scores)
+    assert est.loss_curve_ == curve
+    est.partial_fit(X)
+    twin.partial_fit(X)
+    assert_array_equal(est.score_samples(X), twin.score_samples(X))
