@@ -61,20 +61,59 @@ def row_blocks(Z: np.ndarray, device: torch.device, block: int = SCORE_BLOCK):
         yield start, x, n
 
 
-def check_weights(sample_weight, X) -> np.ndarray:
+# Largest L2 factor per unit of row weight: Adam squares gradients in float32.
+_MAX_L2_SCALE = 1e12
+
+
+def check_weights(sample_weight, X) -> tuple[np.ndarray, int]:
     """Validated row weights, rescaled by a power of two into ``[0, 1)``.
 
-    Every use of the weights is invariant to a common factor; the rescaling is exact
-    and keeps weights near the float64 limits (1e308, 1e-320) from overflowing or
-    underflowing the sums that normalize them.
+    Returns the rescaled weights and the exponent ``e`` of the factor: the user's
+    weights are ``weights * 2**e``. The rescaling is exact and keeps weights near the
+    float64 limits (1e308, 1e-320) from overflowing or underflowing the sums that
+    normalize them; only the L2 penalty (see :func:`l2_scale`) needs ``e``.
     """
     weights = _check_sample_weight(
         sample_weight, X, dtype=np.float64, ensure_non_negative=True
     )
     top = weights.max() if weights.size else 0.0
+    exponent = 0
     if top > 0:
-        weights = np.ldexp(weights, -np.frexp(top)[1])
-    return weights
+        exponent = int(np.frexp(top)[1])
+        weights = np.ldexp(weights, -exponent)
+    return weights, exponent
+
+
+def l2_scale(alpha: float, weights: np.ndarray, exponent: int) -> float:
+    """Factor of the squared weights in the per-unit-weight training loss.
+
+    The loss is the weighted mean negative log-likelihood plus
+    ``0.5 * alpha * ||W||^2 / sum(sample_weight)``: the MAP objective when row
+    weights count as repetitions of rows (scikit-learn's convention), so
+    multiplying every weight by ``c`` acts as dividing ``alpha`` by ``c``.
+    ``weights * 2**exponent`` are the user's training weights.
+    """
+    if not weights.sum() > 0:
+        raise ValueError(
+            "Every training row has zero sample_weight once the validation rows "
+            "are held out. Give more rows a positive weight, or set "
+            "early_stopping=False."
+        )
+    if alpha == 0:
+        return 0.0
+    scaled = 0.5 * alpha / weights.sum()
+    if math.log2(scaled) - exponent > math.log2(_MAX_L2_SCALE):
+        total = f"2**{math.log2(weights.sum()) + exponent:.1f}"
+        raise ValueError(
+            f"sample_weight sums to {total} over the training rows, so the L2 "
+            f"penalty 0.5 * alpha / sum(sample_weight) is beyond {_MAX_L2_SCALE:g} "
+            "per unit of weight and would swamp the data in float32 training. "
+            "Weights count as repetitions of rows: rescale sample_weight (for "
+            "example to sum to the number of rows) or lower alpha."
+        )
+    scale = math.ldexp(scaled, -exponent)  # underflows quietly to 0.0
+    # Below float32's smallest normal number the term is lost in the gradients.
+    return scale if scale >= np.finfo(np.float32).tiny else 0.0
 
 
 def _weighted_mean(X: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -184,7 +223,16 @@ class TorchDensity(DensityMixin, BaseEstimator):
         return torch.Generator().manual_seed(seed)
 
     def _train(
-        self, module, family, Z, weights, Z_val, weights_val, generator, incremental
+        self,
+        module,
+        family,
+        Z,
+        weights,
+        Z_val,
+        weights_val,
+        generator,
+        incremental,
+        penalty_scale,
     ):
         device = next(module.parameters()).device
         n_train = Z.shape[0]
@@ -216,7 +264,6 @@ class TorchDensity(DensityMixin, BaseEstimator):
                 threshold=self.tol,
                 threshold_mode="abs",
             )
-        penalty_scale = 0.5 * self.alpha / n_train
         n_masks = module.n_masks
         best_state = None
         no_improvement = 0
@@ -252,8 +299,9 @@ class TorchDensity(DensityMixin, BaseEstimator):
                 rows = order[start : start + batch_size]
                 x = x_all[rows]
                 k = self.n_steps_ % n_masks
-                log_prob = family.log_prob(module(family.encode(x), k), x).sum(dim=1)
-                loss = -(w_all[rows] * log_prob).mean()
+                w = w_all[rows]
+                log_prob = self._batch_log_prob(module, family, x, k, w).sum(dim=1)
+                loss = -(w * log_prob).mean()
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 module.mask_grads(k, penalty_scale)
@@ -425,11 +473,25 @@ class TorchDensity(DensityMixin, BaseEstimator):
             return self._fit_model(X, sample_weight, incremental)
 
     @staticmethod
+    def _batch_log_prob(module, family, x, k, weights):
+        """Per-dimension log-likelihood terms of a training batch under mask ``k``.
+
+        A hook for modules whose training forward pass depends on the batch's row
+        weights (batch normalization).
+        """
+        return family.log_prob(module(family.encode(x), k), x)
+
+    @staticmethod
     def _split(X, weights, n_validation, rng):
-        """``(X, weights, X_val, weights_val)`` with ``n_validation`` rows held out."""
-        permutation = rng.permutation(X.shape[0])
+        """``(X, weights, X_val, weights_val)`` with ``n_validation`` rows held out.
+
+        Draws from ``rng`` only when rows are held out, so that without a split the
+        model does not depend on the number of rows (weighted and repeated rows fit
+        the same network).
+        """
         if not n_validation:
             return X, weights, X[:0], weights[:0]
+        permutation = rng.permutation(X.shape[0])
         validation_rows = permutation[:n_validation]
         train_rows = np.sort(permutation[n_validation:])
         return (

@@ -20,6 +20,7 @@ from ._base import (
     beyond_range,
     check_weights,
     count,
+    l2_scale,
     row_blocks,
     standardization,
 )
@@ -184,7 +185,9 @@ class MADEDensity(TorchDensity):
         Strength of the L2 penalty. The training objective is the mean negative
         log-likelihood plus ``0.5 * alpha * ||W||^2 / n_samples``, where ``W`` are the
         weights in use under the current mask: ``alpha`` is the precision of a
-        Gaussian prior on the weights, so the penalty fades as the data grows.
+        Gaussian prior on the weights, so the penalty fades as the data grows. With
+        ``sample_weight``, ``n_samples`` is the sum of the weights (a weight counts
+        as that many repeated rows, scikit-learn's convention).
 
     early_stopping : bool or 'auto', default='auto'
         Hold out ``validation_fraction`` of the data, score it after every epoch and
@@ -441,7 +444,7 @@ class MADEDensity(TorchDensity):
             reset=not continuing,
         )
         n_samples, n_features = X.shape
-        weights = check_weights(sample_weight, X)
+        weights, weight_exponent = check_weights(sample_weight, X)
 
         if continuing:
             kinds = list(self.column_distributions_)
@@ -462,7 +465,7 @@ class MADEDensity(TorchDensity):
         device = _resolve_device(self.device)
         return (
             X,
-            weights,
+            (weights, weight_exponent),
             hidden,
             kinds,
             frame_categories,
@@ -475,12 +478,13 @@ class MADEDensity(TorchDensity):
 
     def _fit_model(self, X, sample_weight, incremental):
         checked = self._check_fit_input(X, sample_weight, incremental)
-        X, weights, hidden, kinds, frame_categories = checked[:5]
+        X, (weights, weight_exponent), hidden, kinds, frame_categories = checked[:5]
         n_validation, device, continuing = checked[5:]
 
         rng = self._fit_rng(incremental, continuing)
         n_features = X.shape[1]
         X, weights, X_val, weights_val = self._split(X, weights, n_validation, rng)
+        penalty_scale = l2_scale(self.alpha, weights, weight_exponent)
         if not continuing:
             self._set_columns(X, weights, kinds, frame_categories)
         family = self._family(self.n_components)
@@ -517,7 +521,15 @@ class MADEDensity(TorchDensity):
         self.module_ = module
         generator = self._torch_generator(rng)
         self._train(
-            module, family, Z, weights, Z_val, weights_val, generator, incremental
+            module,
+            family,
+            Z,
+            weights,
+            Z_val,
+            weights_val,
+            generator,
+            incremental,
+            penalty_scale,
         )
         module.eval()
         return self

@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ._utils import weighted_quantile
+
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 
 
@@ -176,7 +178,10 @@ class MixtureOfGaussians:
         """Equal weights, means at spread quantiles, scales shrunk with ``C``."""
         C = self.n_components
         levels = (np.arange(C) + 0.5) / C
-        means = np.quantile(Z, levels, axis=0) if Z.shape[0] else np.zeros((C, 1))
+        # Weighted inverted-CDF quantiles: a row of weight 2 acts as a repeated row.
+        means = (
+            weighted_quantile(Z, weights, levels) if Z.shape[0] else np.zeros((C, 1))
+        )
         log_scales = np.full((C, Z.shape[1]), np.log(max(0.2, 1.0 / C)))
         return np.concatenate([np.zeros((C, Z.shape[1])), means, log_scales])
 
@@ -224,13 +229,18 @@ class Categorical:
         self.input_size = n_categories
 
     def initial_bias(self, Z: np.ndarray, weights: np.ndarray) -> np.ndarray:
-        """Log-frequencies of the codes (with a half count each)."""
+        """Log-frequencies of the codes, each at least 1e-3 (as :class:`Bernoulli`).
+
+        The floor is on the weighted share, not a pseudo-count, so that a common
+        factor of the weights, or a row of weight 2 instead of a repeated row,
+        changes nothing.
+        """
         k = self.n_categories
         bias = np.empty((k, Z.shape[1]))
         for j, column in enumerate(Z.T):
             counts = np.bincount(column.astype(np.int64), weights, minlength=k)[:k]
-            counts = counts / max(weights.sum(), 1e-300) * Z.shape[0] + 0.5
-            bias[:, j] = np.log(counts / counts.sum())
+            shares = np.maximum(counts / weights.sum(), 1e-3)
+            bias[:, j] = np.log(shares / shares.sum())
         return bias
 
     def encode(self, x: Tensor) -> Tensor:

@@ -56,10 +56,21 @@ class BatchNormFlow(nn.Module):
         self.register_buffer("running_mean", torch.zeros(n_features))
         self.register_buffer("running_var", torch.ones(n_features))
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """``(u, log_det)``: normalized ``x`` and the per-dimension log-Jacobian."""
+    def forward(
+        self, x: Tensor, weights: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """``(u, log_det)``: normalized ``x`` and the per-dimension log-Jacobian.
+
+        In training mode, ``weights`` (one per row) make the batch's moments
+        weighted, so that a row of weight 2 counts as two rows.
+        """
         if self.training and x.shape[0] > 1:
-            mean, var = x.mean(0), x.var(0, unbiased=False)
+            if weights is not None and weights.sum() > 0:
+                w = (weights / weights.sum())[:, None].to(x.dtype)
+                mean = (w * x).sum(0)
+                var = (w * (x - mean).square()).sum(0)
+            else:
+                mean, var = x.mean(0), x.var(0, unbiased=False)
             with torch.no_grad():
                 self.running_mean.lerp_(mean.detach(), self.momentum)
                 self.running_var.lerp_(var.detach(), self.momentum)
@@ -117,11 +128,17 @@ class MAF(nn.Module):
     def mades(self) -> list[MADE]:
         return [*self.flows, *([self.base] if self.base is not None else [])]
 
-    def transform(self, x: Tensor, dtype: torch.dtype | None = None):
+    def transform(
+        self,
+        x: Tensor,
+        dtype: torch.dtype | None = None,
+        weights: Tensor | None = None,
+    ):
         """Noise ``u`` and per-dimension log-Jacobian ``(n, D)`` of data ``x``.
 
         The networks run in their own precision; with ``dtype`` the elementwise
-        transforms and the log-Jacobian run in ``dtype``.
+        transforms and the log-Jacobian run in ``dtype``. ``weights`` weight the
+        batch-norm moments in training mode.
         """
         u = x if dtype is None else x.to(dtype)
         log_det = torch.zeros_like(u)
@@ -134,13 +151,22 @@ class MAF(nn.Module):
             u = (u - mean) * torch.exp(-log_scale)
             log_det = log_det - log_scale
             if norm is not None:
-                u, norm_log_det = norm(u)
+                u, norm_log_det = norm(u, weights)
                 log_det = log_det + norm_log_det
         return u, log_det
 
-    def forward(self, x: Tensor, k: int = 0, dtype: torch.dtype | None = None):
-        """Per-dimension terms ``(n, D)`` of ``log p(x)``: they sum to it."""
-        u, log_det = self.transform(x, dtype)
+    def forward(
+        self,
+        x: Tensor,
+        k: int = 0,
+        dtype: torch.dtype | None = None,
+        weights: Tensor | None = None,
+    ):
+        """Per-dimension terms ``(n, D)`` of ``log p(x)``: they sum to it.
+
+        ``weights`` (one per row) weight the batch-norm moments in training mode.
+        """
+        u, log_det = self.transform(x, dtype, weights)
         if self.base is None:
             base = -0.5 * u.square() - _HALF_LOG_2PI
         else:
@@ -167,7 +193,11 @@ class MAF(nn.Module):
             u = (u - mean) * torch.exp(-log_scale)
             if norm is not None:
                 norm.set_statistics(u, weights)
-                u, _ = norm(u)
+                # Pass on with the stored statistics: in training mode the layer
+                # would normalize by (and average in) the unweighted batch moments.
+                training = norm.training
+                u, _ = norm.eval()(u)
+                norm.train(training)
 
     @torch.no_grad()
     def sample(self, noise: Tensor) -> Tensor:

@@ -19,6 +19,7 @@ from ._base import (
     beyond_range,
     check_weights,
     count,
+    l2_scale,
     row_blocks,
     standardization,
 )
@@ -80,7 +81,8 @@ class MAFDensity(TorchDensity):
     alpha : float, default=1.0
         Strength of the L2 penalty on the MADEs' weights (``0.5 * alpha * ||W||^2 /
         n_samples`` added to the mean negative log-likelihood): the precision of a
-        Gaussian prior on the weights.
+        Gaussian prior on the weights. With ``sample_weight``, ``n_samples`` is the
+        sum of the weights.
 
     early_stopping : bool or 'auto', default='auto'
         Hold out ``validation_fraction`` of the data and stop when its log-likelihood
@@ -234,10 +236,10 @@ best_validation_score_, n_iter_, n_steps_
             ensure_min_samples=2,
             reset=not continuing,
         )
-        weights = check_weights(sample_weight, X)
+        weights, weight_exponent = check_weights(sample_weight, X)
         n_validation = self._n_validation(X.shape[0], incremental)
         device = _resolve_device(self.device)
-        return X, weights, hidden, n_validation, device, continuing
+        return X, (weights, weight_exponent), hidden, n_validation, device, continuing
 
     def _build(self, n_features: int, hidden, rng) -> MAF:
         orderings = np.empty((self.n_flows, n_features), dtype=np.int64)
@@ -271,9 +273,11 @@ best_validation_score_, n_iter_, n_steps_
 
     def _fit_model(self, X, sample_weight, incremental):
         checked = self._check_fit_input(X, sample_weight, incremental)
-        X, weights, hidden, n_validation, device, continuing = checked
+        X, (weights, weight_exponent), hidden = checked[:3]
+        n_validation, device, continuing = checked[3:]
         rng = self._fit_rng(incremental, continuing)
         X, weights, X_val, weights_val = self._split(X, weights, n_validation, rng)
+        penalty_scale = l2_scale(self.alpha, weights, weight_exponent)
 
         if continuing:
             module = self.module_.to(device)
@@ -294,6 +298,7 @@ best_validation_score_, n_iter_, n_steps_
             weights_val,
             self._torch_generator(rng),
             incremental,
+            penalty_scale,
         )
         # Batch norm scores with the training data's statistics under the final
         # weights, not with running averages that lag behind them.
@@ -303,6 +308,11 @@ best_validation_score_, n_iter_, n_steps_
         )
         module.eval()
         return self
+
+    @staticmethod
+    def _batch_log_prob(module, family, x, k, weights):
+        # Batch normalization's training moments are weighted like the loss.
+        return module(x, k, weights=weights)
 
     def _standardize(self, X: np.ndarray) -> np.ndarray:
         return (X - self.mean_) / self.scale_

@@ -18,18 +18,10 @@ from sklearn.utils.validation import (
 
 from ._columns import _is_categorical_dtype, _is_frame
 from ._density import MADEDensity
-from ._utils import restore_on_error
+from ._utils import restore_on_error, weighted_quantile
 
 # contamination='auto' flags the rows less likely than 99% of the training rows.
 _AUTO_CONTAMINATION = 0.01
-
-
-def _weighted_percentile(values, weights, percent):
-    """Smallest value whose weighted cumulative share reaches ``percent``."""
-    order = np.argsort(values)
-    cumulative = np.cumsum(weights[order])
-    index = np.searchsorted(cumulative, percent / 100.0 * cumulative[-1])
-    return values[order][min(index, len(values) - 1)]
 
 
 def _density_has_score_features(detector):
@@ -190,11 +182,10 @@ class MADEOutlierDetector(OutlierMixin, BaseEstimator):
                 if self.contamination == "auto"
                 else self.contamination
             )
-            if sample_weight is None:
-                offset = np.percentile(scores, 100.0 * contamination)
-            else:  # the quantile of the weighted training distribution
-                weights = fit_params["sample_weight"]
-                offset = _weighted_percentile(scores, weights, 100.0 * contamination)
+            # One quantile definition with and without weights (the inverted CDF of
+            # the weighted training rows), so a weight of 2 acts as a repeated row.
+            weights = fit_params.get("sample_weight", np.ones(len(scores)))
+            offset = weighted_quantile(scores, weights, contamination)
             self.offset_ = float(offset)
             if hasattr(density, "score_features"):
                 # Typical contribution of each feature: explanations are relative

@@ -5,6 +5,8 @@ from __future__ import annotations
 import copy
 from contextlib import contextmanager
 
+import numpy as np
+
 
 @contextmanager
 def restore_on_error(estimator, deep: bool = False):
@@ -23,3 +25,41 @@ def restore_on_error(estimator, deep: bool = False):
         estimator.__dict__.clear()
         estimator.__dict__.update(snapshot)
         raise
+
+
+def weighted_quantile(values, weights, q):
+    """Quantiles ``q`` of each column of ``values`` under row ``weights``.
+
+    The averaged inverted CDF (numpy's ``method='averaged_inverted_cdf'`` for equal
+    weights): the value whose weighted cumulative share first reaches ``q``, or,
+    where a row's share ends exactly at ``q``, the midpoint between it and the next
+    value. It is a quantile definition under which a row of weight 2 acts exactly
+    as a repeated row and a common factor of the weights changes nothing, and with
+    ``q * n`` an integer ``k`` exactly ``k`` of ``n`` equally weighted distinct
+    values lie below it.
+
+    Parameters
+    ----------
+    values : ndarray of shape (n,) or (n, D)
+    weights : ndarray of shape (n,), non-negative with a positive sum
+    q : float or ndarray of shape (m,), in [0, 1]
+
+    Returns
+    -------
+    quantiles : ndarray of shape ``q.shape + values.shape[1:]``
+    """
+    values, weights = np.asarray(values), np.asarray(weights, dtype=np.float64)
+    keep = weights > 0
+    columns = values[keep].reshape(int(keep.sum()), -1)
+    weights = weights[keep]
+    q = np.asarray(q, dtype=np.float64)
+    last = len(weights) - 1
+    result = np.empty(q.shape + columns.shape[1:])
+    for d, column in enumerate(columns.T):
+        order = np.argsort(column, kind="stable")
+        cumulative = np.cumsum(weights[order])
+        target = q * cumulative[-1]
+        lower = np.minimum(np.searchsorted(cumulative, target, side="left"), last)
+        upper = np.minimum(np.searchsorted(cumulative, target, side="right"), last)
+        result[..., d] = 0.5 * (column[order[lower]] + column[order[upper]])
+    return result if values.ndim > 1 else result[..., 0]

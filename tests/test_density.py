@@ -586,7 +586,7 @@ def test_partial_fit_trains_one_epoch_per_call_and_keeps_the_optimizer():
     assert est.loss_curve_[-1] < est.loss_curve_[0] - 0.5
     # Thirty partial_fit epochs land where a 30-epoch fit does (same objective and
     # optimizer; the shuffles differ), far from where 30 fresh-optimizer restarts do.
-    full = _fast(learning_rate_init=1e-2, max_iter=30).fit(X)
+    full = _fast(learning_rate_init=1e-2, max_iter=30, early_stopping=False).fit(X)
     assert abs(est.score(X) - full.score(X)) < 0.05
     assert est._optimizer is not None
 
@@ -721,15 +721,40 @@ def test_standardization_holds_for_any_finite_magnitude():
 
 @pytest.mark.parametrize("weight", [1e308, 1e-320])
 @pytest.mark.parametrize("name", ["MADEDensity", "MAFDensity"])
-def test_uniform_weights_near_the_float64_limits_fit_the_unweighted_model(weight, name):
+def test_uniform_weights_near_the_float64_limits_fit_without_overflow(weight, name):
     import skmade
 
     X = np.random.RandomState(0).standard_normal((200, 3))
     make = getattr(skmade, name)
     params = dict(hidden_layer_sizes=(8,), max_iter=3, random_state=0)
-    unweighted = make(**params).fit(X).score_samples(X)
-    weighted = make(**params).fit(X, sample_weight=np.full(200, weight))
+    # Without a penalty the weights' common factor is irrelevant.
+    unweighted = make(**params, alpha=0).fit(X).score_samples(X)
+    weighted = make(**params, alpha=0).fit(X, sample_weight=np.full(200, weight))
     assert_allclose(weighted.score_samples(X), unweighted, atol=1e-4)
+    # Weights count as rows: 200 rows of weight 1e308 make the L2 penalty vanish;
+    # weight 1e-320 would make it swamp the data, which is an error naming the cause.
+    if weight > 1:
+        huge = make(**params).fit(X, sample_weight=np.full(200, weight))
+        assert_allclose(huge.score_samples(X), unweighted, atol=1e-4)
+    else:
+        est = make(**params)
+        with pytest.raises(ValueError, match=r"sample_weight sums to 2\*\*-10"):
+            est.fit(X, sample_weight=np.full(200, weight))
+        assert not hasattr(est, "module_")
+
+
+@pytest.mark.parametrize("name", ["MADEDensity", "MAFDensity"])
+def test_scaling_every_weight_acts_as_dividing_alpha(name):
+    import skmade
+
+    X = np.random.RandomState(0).standard_normal((100, 3))
+    make = getattr(skmade, name)
+    params = dict(hidden_layer_sizes=(8,), max_iter=3, random_state=0)
+    ones = make(**params, alpha=1.0).fit(X).score_samples(X)
+    threes = make(**params, alpha=3.0).fit(X, sample_weight=np.full(100, 3.0))
+    assert_allclose(threes.score_samples(X), ones, rtol=1e-12)
+    fours = make(**params, alpha=1.0).fit(X, sample_weight=np.full(100, 4.0))
+    assert np.abs(fours.score_samples(X) - ones).max() > 1e-6
 
 
 @pytest.mark.parametrize("name", ["MADEDensity", "MAFDensity"])

@@ -313,3 +313,24 @@ def test_a_fit_that_fails_inside_the_density_leaves_the_detector_as_it_was():
     assert detector.__dict__.keys() == state.keys()
     assert all(detector.__dict__[k] is v for k, v in state.items())
     assert_array_equal(detector.score_samples(X), before)
+
+
+def test_weighted_quantile_is_numpys_averaged_inverted_cdf_and_repetition_exact():
+    from skmade._utils import weighted_quantile
+
+    rng = np.random.RandomState(0)
+    q = np.array([0.0, 0.01, 0.1, 0.25, 0.5, 0.99, 1.0])
+    for n in [1, 2, 5, 17, 300]:
+        Z = rng.standard_normal((n, 3))
+        assert_allclose(
+            weighted_quantile(Z, np.ones(n), q),
+            np.quantile(Z, q, axis=0, method="averaged_inverted_cdf"),
+            rtol=0,
+            atol=1e-15,
+        )
+        counts = rng.randint(0, 4, size=n)
+        counts[0] = 1
+        repeated = weighted_quantile(Z.repeat(counts, axis=0), np.ones(counts.sum()), q)
+        # Zero weights remove rows; a common factor (here 1/8) changes nothing.
+        assert_array_equal(weighted_quantile(Z, counts / 8, q), repeated)
+        assert_array_equal(weighted_quantile(Z[:, 0], counts, q), repeated[:, 0])
