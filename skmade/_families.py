@@ -387,7 +387,11 @@ class Table:
 
 
 def linear_gaussian(
-    Z: np.ndarray, weights: np.ndarray, order: np.ndarray, ridge: float
+    Z: np.ndarray,
+    weights: np.ndarray,
+    order: np.ndarray,
+    ridge: float,
+    n_rows: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """The full-covariance Gaussian of Z as an autoregressive model in ``order``.
 
@@ -399,6 +403,13 @@ def linear_gaussian(
     normal, the conditional mean is ``x - diag(L) L^-1 (x - mu)`` and the conditional
     scale ``diag(L)``. Moments are accumulated in float64 over blocks of rows, so
     memory does not grow with the table.
+
+    With ``n_rows`` (the number of rows the moments stand for: the sum of the row
+    weights), the covariance is first shrunk toward a multiple of the identity by
+    the oracle approximating shrinkage of Chen et al. (2010), as
+    :class:`sklearn.covariance.OAS` does: on fewer rows than variables the sample
+    covariance is singular, and a Gaussian start fitted to it would put held-out rows
+    at log-densities of -1e4 and below. The shrinkage vanishes as rows accumulate.
     """
     total = weights.sum()
     D = len(order)
@@ -409,9 +420,16 @@ def linear_gaussian(
             w = weights[start : start + _MOMENT_BLOCK] / total
             first += w @ X
             second += (X * w[:, None]).T @ X
-        cov = second - np.outer(first, first) + ridge * np.eye(D)
+        cov = second - np.outer(first, first)
     if not np.all(np.isfinite(cov)):
         return None
+    if n_rows is not None:
+        mu = np.trace(cov) / D
+        alpha = np.mean(cov**2)
+        denominator = (n_rows + 1.0) * (alpha - mu**2 / D)
+        shrinkage = 1.0 if denominator <= 0 else min(1.0, (alpha + mu**2) / denominator)
+        cov = (1.0 - shrinkage) * cov + shrinkage * mu * np.eye(D)
+    cov = cov + ridge * np.eye(D)
     try:
         L = np.linalg.cholesky(cov)
     except np.linalg.LinAlgError:

@@ -41,8 +41,10 @@ class MAFDensity(TorchDensity):
     normalized, in one pass per MADE. Each layer's log-scale is bounded,
     ``s = 3 tanh(raw / 3)``, so that no layer stretches its input more than
     ``exp(3)``-fold: unbounded layers stacked on quantized data blew single test rows
-    up to log-densities of ``-1e7``. Sampling inverts the MADEs one by one, each with
-    MADE's incremental sampler.
+    up to log-densities of ``-1e7``. The bound does not stop a stack from compounding
+    its layers' stretches on a handful of rows; what keeps tiny tables sane is early
+    stopping's test against the start (see ``early_stopping``). Sampling inverts the
+    MADEs one by one, each with MADE's incremental sampler.
 
     Parameters
     ----------
@@ -85,10 +87,13 @@ class MAFDensity(TorchDensity):
         sum of the weights.
 
     early_stopping : bool or 'auto', default='auto'
-        Hold out ``validation_fraction`` of the data and stop when its log-likelihood
-        has not improved by ``tol`` for ``n_iter_no_change`` epochs; the best weights
-        are restored. ``'auto'`` does so whenever the split leaves at least one
-        validation row and two training rows.
+        Hold out ``validation_fraction`` of the data (at least one row) and stop when
+        its log-likelihood has not improved by ``tol`` for ``n_iter_no_change``
+        epochs; the best weights are restored, and the trained model is kept only if
+        its gain over the start (the identity flow: a standard normal after
+        standardization) on the validation rows passes a one-sided paired t-test at
+        97.5%. With ``True`` the split must leave two training rows; ``'auto'``
+        splits whenever it can and keeps the start on a two-row table.
 
     validation_fraction : float, default=0.1
         Fraction of the training rows held out for early stopping.

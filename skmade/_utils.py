@@ -54,12 +54,16 @@ def weighted_quantile(values, weights, q):
     weights = weights[keep]
     q = np.asarray(q, dtype=np.float64)
     last = len(weights) - 1
+    # Shares that differ from q by rounding only (uniform weights of 0.3) count as
+    # equal to it, so that equal weights of any size give the unweighted quantile.
+    tolerance = 4 * np.finfo(np.float64).eps * len(weights)
     result = np.empty(q.shape + columns.shape[1:])
     for d, column in enumerate(columns.T):
         order = np.argsort(column, kind="stable")
         cumulative = np.cumsum(weights[order])
-        target = q * cumulative[-1]
-        lower = np.minimum(np.searchsorted(cumulative, target, side="left"), last)
-        upper = np.minimum(np.searchsorted(cumulative, target, side="right"), last)
+        shares = cumulative / cumulative[-1]
+        lower = np.searchsorted(shares, q - tolerance, side="left")
+        upper = np.searchsorted(shares, q + tolerance, side="right")
+        lower, upper = np.minimum(lower, last), np.minimum(upper, last)
         result[..., d] = 0.5 * (column[order[lower]] + column[order[upper]])
     return result if values.ndim > 1 else result[..., 0]

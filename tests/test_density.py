@@ -432,7 +432,7 @@ BAD_FIT_INPUT = [
         "columns \\[1, 3\\]",
     ),
     (np.array([["a", "b", "c", "d"]] * 4), {}, "could not convert"),
-    (_correlated_binary(5, 4), {"early_stopping": True}, "for validation"),
+    (_correlated_binary(2, 4), {"early_stopping": True}, "for validation"),
     (_correlated_binary(10, 4), {"ordering": [0, 1, 2]}, "length 4"),
     (_correlated_binary(10, 4), {"n_masks": 2, "n_eval_masks": 3}, "n_eval_masks=3"),
 ]
@@ -727,6 +727,9 @@ def test_uniform_weights_near_the_float64_limits_fit_without_overflow(weight, na
     X = np.random.RandomState(0).standard_normal((200, 3))
     make = getattr(skmade, name)
     params = dict(hidden_layer_sizes=(8,), max_iter=3, random_state=0)
+    params["early_stopping"] = False  # compare trained networks, not the start
+    if name == "MADEDensity":  # the Gaussian start shrinks less with more rows
+        params["direct_connections"] = False
     # Without a penalty the weights' common factor is irrelevant.
     unweighted = make(**params, alpha=0).fit(X).score_samples(X)
     weighted = make(**params, alpha=0).fit(X, sample_weight=np.full(200, weight))
@@ -750,6 +753,7 @@ def test_scaling_every_weight_acts_as_dividing_alpha(name):
     X = np.random.RandomState(0).standard_normal((100, 3))
     make = getattr(skmade, name)
     params = dict(hidden_layer_sizes=(8,), max_iter=3, random_state=0)
+    params["early_stopping"] = False  # compare trained networks, not the start
     ones = make(**params, alpha=1.0).fit(X).score_samples(X)
     threes = make(**params, alpha=3.0).fit(X, sample_weight=np.full(100, 3.0))
     assert_allclose(threes.score_samples(X), ones, rtol=1e-12)

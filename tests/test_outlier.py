@@ -334,3 +334,8 @@ def test_weighted_quantile_is_numpys_averaged_inverted_cdf_and_repetition_exact(
         # Zero weights remove rows; a common factor (here 1/8) changes nothing.
         assert_array_equal(weighted_quantile(Z, counts / 8, q), repeated)
         assert_array_equal(weighted_quantile(Z[:, 0], counts, q), repeated[:, 0])
+        # Equal weights of any size (rounding in their cumulative sums) are no weights.
+        assert_array_equal(
+            weighted_quantile(Z, np.full(n, 0.3), q),
+            weighted_quantile(Z, np.ones(n), q),
+        )

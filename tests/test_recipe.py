@@ -8,6 +8,7 @@ import pytest
 from _data import correlated_binary as _chain
 from numpy.testing import assert_allclose, assert_array_equal
 from scipy.stats import multivariate_normal
+from sklearn.covariance import oas
 from sklearn.mixture import GaussianMixture
 
 import skmade._density
@@ -94,10 +95,17 @@ def test_early_stopping_auto_holds_out_rows_when_it_can():
     X = _chain(100, 4)
     est = MADEDensity(hidden_layer_sizes=(8,), max_iter=5, random_state=0)
     assert len(est.fit(X).validation_scores_) == est.n_iter_
-    assert est.fit(X[:9]).validation_scores_ is None  # no validation row: trains on all
+    # At least one row is held out whenever two remain for training.
+    assert len(est.fit(X[:3]).validation_scores_) == est.n_iter_ > 0
+    # Two rows leave none to check training with: 'auto' keeps the start.
+    start = MADEDensity(hidden_layer_sizes=(8,), max_iter=1, learning_rate_init=1e-30)
+    start.set_params(early_stopping=False, random_state=0).fit(X[:2])
+    two = est.fit(X[:2])
+    assert two.validation_scores_ is None and two.n_iter_ == 0
+    assert_allclose(two.score_samples(X), start.score_samples(X), rtol=1e-6)
     assert est.set_params(early_stopping=False).fit(X).validation_scores_ is None
     with pytest.raises(ValueError, match="at least 2 and 1 are needed"):
-        est.set_params(early_stopping=True).fit(X[:9])
+        est.set_params(early_stopping=True).fit(X[:2])
 
 
 def test_defaults_are_exactly_normalized():
@@ -189,7 +197,10 @@ def test_continuous_columns_start_at_the_full_gaussian(monkeypatch, mixed):
     ).fit(X)
     Xc = X[:, continuous]
     mean, std = Xc.mean(axis=0), Xc.std(axis=0)
-    cov = np.cov(Xc.T, bias=True) + 1e-3 * np.outer(std, std) * np.eye(4)
+    # The standardized covariance, shrunk as scikit-learn's OAS does, plus the ridge.
+    shrunk, shrinkage = oas((Xc - mean) / std)
+    assert 0 < shrinkage < 0.05
+    cov = (shrunk + 1e-3 * np.eye(4)) * np.outer(std, std)
     expected = multivariate_normal(mean, cov).logpdf(Xc)
     observed = est.score_features(X)[:, continuous].sum(axis=1)
     assert_allclose(observed, expected, atol=1e-4)
@@ -230,3 +241,40 @@ def test_direct_connections_auto_leaves_out_categorical_tables():
     assert est.fit(X).module_.direct is not None  # binary
     assert est.fit(X + X.sum(axis=1, keepdims=True)).module_.direct is None
     assert est.set_params(direct_connections=False).fit(X).module_.direct is None
+
+
+@pytest.mark.parametrize("name", ["MADEDensity", "MAFDensity"])
+def test_tiny_tables_give_sane_held_out_log_densities(name):
+    # On 2-8 rows a flexible model collapses onto the rows it saw (held-out rows
+    # scored -1e4 to -1e14). The defaults keep the start (an OAS-shrunk Gaussian for
+    # MADEDensity, a standard normal after standardization for MAFDensity) unless
+    # held-out rows show that training clearly helps. True entropy: -4.26 nats.
+    make = getattr(skmade, name)
+    mix = np.array([[1.0, 0.5, 0.0], [0.0, 1.0, 0.5], [0.0, 0.0, 1.0]])
+    for n in [2, 3, 5, 8]:
+        for seed in range(3):
+            rng = np.random.RandomState(seed)
+            X = rng.standard_normal((n, 3)) @ mix * [1, 10, 0.1] + 5
+            test = rng.standard_normal((1000, 3)) @ mix * [1, 10, 0.1] + 5
+            score = make(random_state=0).fit(X).score(test)
+            # Two training rows fix each column's scale from one difference.
+            assert score > (-400 if n <= 3 else -15), (n, seed, score)
+
+
+def test_clear_gain_is_a_one_sided_paired_t_test():
+    from scipy import stats
+
+    from skmade._base import clear_gain
+
+    rng = np.random.RandomState(0)
+    ones = np.ones(20)
+    assert not clear_gain(np.array([5.0]), np.ones(1))  # one row shows nothing
+    assert clear_gain(np.full(3, 0.1), np.ones(3))  # no spread: any gain is real
+    assert not clear_gain(-np.abs(rng.randn(20)), ones)
+    for _ in range(20):
+        d = rng.randn(20) + 0.5
+        p = stats.ttest_1samp(d, 0.0, alternative="greater").pvalue
+        assert clear_gain(d, ones) == (p < 0.025)
+    assert clear_gain(np.array([np.inf, -1.0]), np.ones(2))
+    assert not clear_gain(np.array([-np.inf, 5.0, 5.0]), np.ones(3))
+    assert not clear_gain(np.array([np.nan, -1.0, -1.0]), np.ones(3))
