@@ -35,6 +35,7 @@ from ._families import (
     Gaussian,
     MixtureOfGaussians,
     Table,
+    gaussian_log_likelihood,
     linear_gaussian,
 )
 from ._masks import check_ordering, make_degrees, make_orderings
@@ -517,7 +518,9 @@ class MADEDensity(TorchDensity):
                 module.layers[-1].bias.copy_(torch.as_tensor(bias.reshape(-1)))
             with np.errstate(over="ignore"):  # 1e308-weights: an infinite count
                 n_rows = float(np.ldexp(weights.sum(), weight_exponent))
-            self._linear_gaussian_start(module, family, Z, weights, n_rows)
+            self._linear_gaussian_start(
+                module, family, Z, weights, n_rows, Z_val, weights_val
+            )
             module = module.to(device)
             self.orderings_ = orderings
             self._reset_training_state(n_validation > 0)
@@ -539,7 +542,9 @@ class MADEDensity(TorchDensity):
         module.eval()
         return self
 
-    def _linear_gaussian_start(self, module, family, Z, weights, n_rows) -> None:
+    def _linear_gaussian_start(
+        self, module, family, Z, weights, n_rows, Z_val, weights_val
+    ) -> None:
         """Start the continuous conditionals at the full-covariance Gaussian.
 
         With direct connections and one shared ordering, the direct path can hold the
@@ -557,7 +562,22 @@ class MADEDensity(TorchDensity):
         order = np.array([d for d in orderings[0] if kinds[d] == "gaussian"])
         if order.size == 0:
             return
+        # Two candidates: the sample covariance, and the same shrunk as OAS does
+        # (safe on fewer rows than columns, harmful on strongly collinear ones).
+        # The validation rows choose; without any, the shrunk one is the safe one.
         start = linear_gaussian(Z, weights, order, _START_RIDGE, n_rows)
+        if Z_val.shape[0] and start is not None:
+            plain = linear_gaussian(Z, weights, order, _START_RIDGE)
+            if plain is not None:
+                scores = [
+                    np.average(
+                        gaussian_log_likelihood(candidate, Z_val[:, order]),
+                        weights=weights_val if weights_val.sum() > 0 else None,
+                    )
+                    for candidate in (start, plain)
+                ]
+                if scores[1] > scores[0]:
+                    start = plain
         if start is None:  # no finite covariance (extreme values): keep the default
             return
         coef, intercept, scale = start

@@ -439,4 +439,12 @@ def linear_gaussian(
     return coef, first - coef @ first, diag
 
 
+def gaussian_log_likelihood(start, X: np.ndarray) -> np.ndarray:
+    """Log-density of the rows of X (columns in the start's order) under the
+    Gaussian that :func:`linear_gaussian` returned."""
+    coef, intercept, scale = start
+    residual = (X - X @ coef.T - intercept) / scale
+    return (-0.5 * residual**2 - np.log(scale) - _HALF_LOG_2PI).sum(axis=1)
+
+
 _MOMENT_BLOCK = 8192
