@@ -16,6 +16,8 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight
 
+from ._flows import MAF
+from ._nn import MADE
 from ._utils import restore_on_error
 
 
@@ -600,13 +602,24 @@ class TorchDensity(DensityMixin, BaseEstimator):
     # ------------------------------------------------------------------ pickling
 
     def __getstate__(self):
+        """The state without torch objects: the network as numpy arrays.
+
+        Pickle, joblib and ``skops.io`` all save this; a loaded model sits on the
+        CPU. The optimizer's state refers to the live parameters, so a loaded
+        model's next ``partial_fit`` starts a fresh optimizer.
+        """
         state = dict(super().__getstate__())  # may be the live __dict__: copy
-        # The optimizer's state refers to the live parameters and may sit on a GPU;
-        # a loaded model's next partial_fit starts a fresh optimizer.
         state.pop("_optimizer", None)
         module = state.get("module_")
-        if module is not None and any(
-            t.device.type != "cpu" for t in module.state_dict().values()
-        ):
-            state["module_"] = copy.deepcopy(module).to("cpu")
+        if module is not None:
+            state["module_"] = {"type": type(module).__name__, **module.to_arrays()}
         return state
+
+    def __setstate__(self, state):
+        state = dict(state)
+        arrays = state.get("module_")
+        if isinstance(arrays, dict):
+            arrays = dict(arrays)
+            module_class = {"MADE": MADE, "MAF": MAF}[arrays.pop("type")]
+            state["module_"] = module_class.from_arrays(arrays).eval()
+        super().__setstate__(state)

@@ -15,7 +15,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from ._families import Gaussian
+from ._families import Gaussian, MixtureOfGaussians
 from ._nn import MADE
 from ._sampling import sample_incremental
 
@@ -123,6 +123,37 @@ class MAF(nn.Module):
         )
         self.base = base
         self.base_family = base_family
+
+    def to_arrays(self) -> dict:
+        """The flow as plain Python values and numpy arrays (see MADE.to_arrays)."""
+        return {
+            "batch_norm": any(norm is not None for norm in self.norms),
+            "flows": [made.to_arrays() for made in self.flows],
+            "base": None if self.base is None else self.base.to_arrays(),
+            "n_components": getattr(self.base_family, "n_components", None),
+            "norms": [
+                None
+                if norm is None
+                else {k: v.detach().cpu().numpy() for k, v in norm.state_dict().items()}
+                for norm in self.norms
+            ],
+        }
+
+    @classmethod
+    def from_arrays(cls, arrays: dict) -> MAF:
+        """The flow that :meth:`to_arrays` described (on the CPU)."""
+        base, family = None, None
+        if arrays["base"] is not None:
+            base = MADE.from_arrays(arrays["base"])
+            family = MixtureOfGaussians(arrays["n_components"])
+        flows = [MADE.from_arrays(made) for made in arrays["flows"]]
+        maf = cls(flows, arrays["batch_norm"], base, family)
+        for norm, state in zip(maf.norms, arrays["norms"], strict=True):
+            if norm is not None:
+                norm.load_state_dict(
+                    {k: torch.from_numpy(v.copy()) for k, v in state.items()}
+                )
+        return maf
 
     @property
     def mades(self) -> list[MADE]:

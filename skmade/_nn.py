@@ -147,6 +147,42 @@ class MADE(nn.Module):
         state["_plan_cache"] = {}
         return state
 
+    def to_arrays(self) -> dict:
+        """The module as plain Python values and numpy arrays (no torch objects).
+
+        :meth:`from_arrays` rebuilds an equal module, so that estimators can be saved
+        by formats that refuse arbitrary objects (``skops.io``).
+        """
+        return {
+            "n_params": self.n_params,
+            "direct": self.direct is not None,
+            "input_sizes": [int(s) for s in self.input_sizes],
+            "output_sizes": [int(s) for s in self.output_sizes],
+            "state": {
+                name: tensor.detach().cpu().numpy()
+                for name, tensor in self.state_dict().items()
+            },
+        }
+
+    @classmethod
+    def from_arrays(cls, arrays: dict) -> MADE:
+        """The module that :meth:`to_arrays` described (on the CPU)."""
+        state = {
+            name: torch.from_numpy(a.copy()) for name, a in arrays["state"].items()
+        }
+        n_layers = sum(name.endswith(".weight") for name in state if "layers." in name)
+        degrees = [state["variable_degrees"]]
+        degrees += [state[f"degrees_{i}"] for i in range(1, n_layers)]
+        made = cls(
+            degrees,
+            arrays["n_params"],
+            arrays["direct"],
+            input_sizes=arrays["input_sizes"],
+            output_sizes=None if arrays["n_params"] else arrays["output_sizes"],
+        )
+        made.load_state_dict(state)
+        return made
+
     def _degrees(self, i: int) -> Tensor:
         return getattr(self, f"degrees_{i}")
 

@@ -8,7 +8,7 @@ import torch
 from _autoregressive import allowed, dependence
 from _data import correlated_binary as _correlated_binary
 from numpy.testing import assert_allclose, assert_array_equal
-from scipy import stats
+from scipy import integrate, stats
 from sklearn.base import clone
 from sklearn.datasets import load_digits
 from sklearn.exceptions import ConvergenceWarning
@@ -87,7 +87,7 @@ def test_gaussian_density_integrates_to_one_in_1d():
     assert est.distribution_ == "gaussian"
     grid = np.linspace(X.min() - 60, X.max() + 60, 20001)
     density = np.exp(est.score_samples(grid[:, None]))
-    assert abs(np.trapezoid(density, grid) - 1) < 1e-2
+    assert abs(integrate.trapezoid(density, grid) - 1) < 1e-2
 
 
 @pytest.mark.parametrize("n_masks", [1, 4])
@@ -100,7 +100,7 @@ def test_gaussian_density_integrates_to_one_in_2d(n_masks):
     g2 = np.linspace(lo[1] - width[1], hi[1] + width[1], 601)
     grid = np.stack(np.meshgrid(g1, g2, indexing="ij"), axis=-1).reshape(-1, 2)
     density = np.exp(est.score_samples(grid)).reshape(601, 601)
-    integral = np.trapezoid(np.trapezoid(density, g2, axis=1), g1)
+    integral = integrate.trapezoid(integrate.trapezoid(density, g2, axis=1), g1)
     assert abs(integral - 1) < 1e-2
 
 
