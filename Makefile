@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint format bench bench-anomaly bench-mnist bench-continuous bench-image bench-tabular clean
+.PHONY: demo test test-min package lint format bench bench-anomaly bench-mnist bench-continuous bench-image bench-tabular clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +16,28 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest
+	$(MAKE) package
+
+# The release artifacts: build the sdist and wheel (in an isolated build environment),
+# check their metadata with twine, install the wheel into a fresh virtual environment
+# and run the quickstart there, outside the source tree.
+package: $(STAMP)
+	rm -rf dist build/wheel-venv
+	$(PY) -m build --outdir dist .
+	$(VENV)/bin/twine check --strict dist/*
+	$(PYTHON) -m venv build/wheel-venv
+	build/wheel-venv/bin/pip install -q -c constraints.txt dist/skmade-*.whl
+	cd build && wheel-venv/bin/python ../examples/quickstart.py --output wheel-demo
+
+# The lowest supported versions (constraints-min.txt): do the declared bounds hold?
+VENV_MIN ?= .venv-min
+test-min:
+	$(PYTHON) -m venv $(VENV_MIN)
+	$(VENV_MIN)/bin/python -m pip install -c constraints-min.txt -e ".[test]"
+	# scikit-learn 1.6.0's parametrize_with_checks hands pytest a generator, which new
+	# pytest deprecates; later scikit-learn releases return a list.
+	$(VENV_MIN)/bin/python -m pytest -p no:cacheprovider \
+		-W "ignore:Passing a non-Collection iterable to parametrize"
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -56,4 +78,4 @@ bench-mnist: $(STAMP)
 	$(PY) -m benchmarks.mnist_figures
 
 clean:
-	rm -rf $(VENV) demo_output .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(VENV_MIN) build dist demo_output .pytest_cache .ruff_cache

@@ -336,11 +336,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--tables", nargs="*", default=list(TABLES))
     parser.add_argument("--no-speed", action="store_true")
+    parser.add_argument(
+        "--update",
+        action="store_true",
+        help="rerun only --tables (and speed unless --no-speed) in the saved results",
+    )
     args = parser.parse_args()
     warnings.simplefilter("ignore", ConvergenceWarning)
-    speed_result = None if args.no_speed else speed()
+    saved = {}
+    if args.update and (RESULTS / "tabular.json").exists():
+        saved = json.loads((RESULTS / "tabular.json").read_text())
+    speed_result = saved.get("speed") if args.no_speed else speed()
     print(speed_result, flush=True)
-    results = {}
+    results = dict(saved.get("tables", {}))
     RESULTS.mkdir(exist_ok=True)
     for name in args.tables:  # results are written after every table
         print(name, flush=True)

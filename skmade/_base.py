@@ -80,6 +80,11 @@ def check_weights(sample_weight, X) -> tuple[np.ndarray, int]:
         sample_weight, X, dtype=np.float64, ensure_non_negative=True
     )
     top = weights.max() if weights.size else 0.0
+    if weights.size and not top > 0:  # scikit-learn < 1.7 lets all-zero weights pass
+        raise ValueError(
+            "sample_weight must contain at least one non-zero number: every row "
+            "has weight zero."
+        )
     exponent = 0
     if top > 0:
         exponent = int(np.frexp(top)[1])
