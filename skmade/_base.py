@@ -1,4 +1,10 @@
-"""Shared machinery of the torch density estimators: training, scoring, pickling."""
+"""The template of the torch density estimators: fitting, training, scoring, sampling.
+
+:class:`TorchDensity` owns everything the estimators share (input validation, the
+validation split, the transactional fit, the training loop, chunked scoring, the
+sampling prologue, pickling); a subclass supplies its network and output family
+through a few hooks, as scikit-learn's ``mixture/_base.py`` does for its mixtures.
+"""
 
 from __future__ import annotations
 
@@ -14,8 +20,13 @@ from sklearn.base import BaseEstimator, DensityMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import _check_sample_weight
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    check_is_fitted,
+    validate_data,
+)
 
+from ._columns import ColumnCodec, frame_to_numeric
 from ._flows import MAF
 from ._nn import MADE
 from ._utils import restore_on_error
@@ -124,11 +135,6 @@ def l2_scale(alpha: float, weights: np.ndarray, exponent: int) -> float:
     return scale if scale >= np.finfo(np.float32).tiny else 0.0
 
 
-def _weighted_mean(X: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Column means of X under row weights; a BLAS mat-vec, not a broadcast."""
-    return (weights.astype(X.dtype) @ X).astype(np.float64) / weights.sum()
-
-
 def _mean_score(log_likelihoods: np.ndarray, weights: np.ndarray) -> float:
     """Weighted mean; validation rows that all weigh zero get a plain mean."""
     weights = weights if weights.sum() > 0 else None
@@ -203,57 +209,81 @@ _DIVERGED_NATS = 10.0
 _START_LOSS_BATCH = 4096
 
 
-# Standardized continuous values beyond this many standard deviations score -inf:
-# the network computes in float32 (about 3e38), and inf * 0 on a masked weight would
-# turn the whole row into NaN.
-MAX_STANDARDIZED = 1e15
-
-
-def beyond_range(Z: np.ndarray) -> np.ndarray:
-    """The ``(n, D)`` mask of standardized values too extreme to score (or NaN)."""
-    with np.errstate(over="ignore", invalid="ignore"):
-        return ~(np.abs(Z) <= MAX_STANDARDIZED)
-
-
-def standardization(X: np.ndarray, weights: np.ndarray):
-    """Weighted column means and standard deviations, for any finite values.
-
-    Each column is divided by a power of two at its largest magnitude first (exact),
-    so that neither the sums nor the squares overflow (values up to the float64
-    limit) or lose a spread of 1e-300 to underflow. A column whose spread is within
-    rounding of its mean is constant: its mean is one of its values, so that its
-    standardized values are exactly 0, and its scale is 1, or the rounding bound of
-    its magnitude where that is larger (a constant near 1e54 would otherwise
-    standardize to rounding errors of 1e38).
-    """
-    # 2**e with the column's largest magnitude in [2**e, 2**(e+1)): dividing by it
-    # is exact, and unit values stay within 2 in magnitude.
-    _, exponent = np.frexp(np.abs(X).max(axis=0).astype(np.float64))
-    peak = np.ldexp(1.0, exponent - 1)
-    # Underflow (tiny squares, subnormal bounds) only loses what is below rounding.
-    with np.errstate(under="ignore"):
-        unit = X / peak
-        mean = _weighted_mean(unit, weights)
-        scale = np.sqrt(_weighted_mean((unit - mean) ** 2, weights)) * peak
-        mean = mean * peak
-        bound = 10 * np.finfo(np.float64).eps * np.abs(mean)
-    constant = scale <= bound
-    if constant.any():
-        row = int(np.argmax(weights))
-        mean[constant] = X[row, constant]
-        scale[constant] = np.maximum(1.0, bound[constant])
-    return mean, scale
-
-
 class TorchDensity(DensityMixin, BaseEstimator):
-    """Base class: mini-batch maximum-likelihood training of a torch density.
+    """Template: a torch density fitted by mini-batch maximum likelihood.
 
-    Subclasses provide ``module_`` (with ``n_masks``, ``mask_grads`` and ``penalty``),
-    an output family (``encode`` and ``log_prob``) and ``_log_likelihood``; the
-    training parameters (``max_iter``, ``batch_size``, ``learning_rate_init``,
-    ``alpha``, ``early_stopping``, ``n_iter_no_change``, ``tol``, ``verbose``) have the
-    same names and meanings in every subclass.
+    The template owns :meth:`fit` and :meth:`partial_fit` (validation before any
+    work, the column codec, the validation split, the transactional swap, the
+    training loop with early stopping), :meth:`score_samples` and :meth:`score`
+    (scoring in fixed blocks of rows, impossible values at ``-inf``) and the
+    prologue and epilogue of :meth:`sample`. A subclass provides its parameters and
+    these hooks:
+
+    - ``_structure()``: the parameters that fix the network (a warm start must
+      keep them);
+    - ``_column_kinds(X, frame_categories)``: the family of every column, or a
+      clear error for columns the estimator cannot model;
+    - ``_build_module(Z, weights, Z_val, weights_val, n_rows, hidden, rng)``: a new
+      network for model values ``Z`` (it may set fitted attributes such as
+      ``orderings_``); it must have ``n_masks``, ``mask_grads``, ``penalty`` and
+      ``to_arrays``;
+    - ``_family()``: the output family the training loop uses (``encode`` and
+      ``log_prob``);
+    - ``_block_log_likelihood(module, x, **options)``: the log-density of a block of
+      model values, float64, before the codec's log-Jacobian;
+    - ``_draw(module, n_samples, rng, device)``: model values drawn exactly;
+
+    and may override ``_check_parameters(n_features)`` (checks that need X's
+    shape), ``_unknown_policy()``, ``_fit_columns``, ``_batch_log_prob`` and
+    ``_after_training``. The training parameters (``max_iter``, ``batch_size``,
+    ``learning_rate_init``, ``alpha``, ``early_stopping``, ``n_iter_no_change``,
+    ``tol``, ``verbose``) have the same names and meanings in every subclass.
     """
+
+    # ------------------------------------------------------------------ hooks
+
+    def _structure(self) -> dict:
+        raise NotImplementedError
+
+    def _column_kinds(self, X: np.ndarray, frame_categories: dict) -> list[str]:
+        raise NotImplementedError
+
+    def _build_module(self, Z, weights, Z_val, weights_val, n_rows, hidden, rng):
+        raise NotImplementedError
+
+    def _family(self):
+        raise NotImplementedError
+
+    def _block_log_likelihood(self, module, x: torch.Tensor, **options):
+        raise NotImplementedError
+
+    def _draw(self, module, n_samples: int, rng, device) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _check_parameters(self, n_features: int) -> None:
+        """Checks of parameters against X's shape, before any work."""
+
+    def _unknown_policy(self) -> str:
+        """What scoring does with values the model gives no probability."""
+        return "error"
+
+    def _fit_columns(self, X, weights, kinds, frame_categories) -> ColumnCodec:
+        return ColumnCodec.fit(X, weights, kinds, frame_categories)
+
+    def _after_training(self, module, Z: np.ndarray, weights: np.ndarray) -> None:
+        """Work on the trained network before it is put in eval mode."""
+
+    # ------------------------------------------------------------------ fitted state
+
+    @property
+    def mean_(self):
+        """Per-feature mean used to standardize continuous columns (or None)."""
+        return self._columns_.mean
+
+    @property
+    def scale_(self):
+        """Per-feature standard deviation used to standardize (or None)."""
+        return self._columns_.scale
 
     @staticmethod
     def _torch_generator(rng) -> torch.Generator:
@@ -527,6 +557,98 @@ class TorchDensity(DensityMixin, BaseEstimator):
         with restore_on_error(self, deep=continuing):
             return self._fit_model(X, sample_weight, incremental)
 
+    def _check_unchanged_structure(self) -> None:
+        for name, new in self._structure().items():
+            old = self._fitted_structure[name]
+            if old != new:
+                raise ValueError(
+                    f"warm_start=True continues training the fitted "
+                    f"{type(self).__name__}, but {name} changed from {old!r} to "
+                    f"{new!r}. Set warm_start=False to fit a new model."
+                )
+
+    def _check_fit_input(self, X, sample_weight, incremental):
+        """Validate everything before any work; returns what training needs."""
+        continuing = (self.warm_start or incremental) and hasattr(self, "module_")
+        if continuing:
+            self._check_unchanged_structure()
+        hidden = self._hidden_sizes()
+        if continuing:
+            codec = self._columns_
+            frame_categories = codec.frame_categories
+            X = codec.read_frame(X, getattr(self, "feature_names_in_", None))
+        else:
+            X, frame_categories = frame_to_numeric(X)
+        X = validate_data(
+            self,
+            X,
+            dtype=[np.float64, np.float32],
+            ensure_min_samples=2,
+            reset=not continuing,
+        )
+        weights, weight_exponent = check_weights(sample_weight, X)
+        if continuing:
+            codec.check_values(X)
+            kinds = list(codec.kinds)
+        else:
+            kinds = self._column_kinds(X, frame_categories)
+        self._check_parameters(X.shape[1])
+        return {
+            "X": X,
+            "weights": weights,
+            "weight_exponent": weight_exponent,
+            "hidden": hidden,
+            "kinds": kinds,
+            "frame_categories": frame_categories,
+            "n_validation": self._n_validation(X.shape[0], incremental),
+            "device": _resolve_device(self.device),
+            "continuing": continuing,
+        }
+
+    def _fit_model(self, X, sample_weight, incremental):
+        checked = self._check_fit_input(X, sample_weight, incremental)
+        continuing, n_validation = checked["continuing"], checked["n_validation"]
+        device = checked["device"]
+        rng = self._fit_rng(incremental, continuing)
+        X, weights, X_val, weights_val = self._split(
+            checked["X"], checked["weights"], n_validation, rng
+        )
+        penalty_scale = l2_scale(self.alpha, weights, checked["weight_exponent"])
+        if continuing:
+            codec = self._columns_
+        else:
+            codec = self._fit_columns(
+                X, weights, checked["kinds"], checked["frame_categories"]
+            )
+        Z, Z_val = codec.to_internal(X), codec.to_internal(X_val)
+        if continuing:
+            module = self.module_.to(device)
+        else:
+            self._columns_ = codec
+            self._reset_training_state(n_validation > 0)
+            with np.errstate(over="ignore"):  # 1e308-weights: an infinite count
+                n_rows = float(np.ldexp(weights.sum(), checked["weight_exponent"]))
+            module = self._build_module(
+                Z, weights, Z_val, weights_val, n_rows, checked["hidden"], rng
+            ).to(device)
+        if n_validation and self.validation_scores_ is None:
+            self.validation_scores_, self.best_validation_score_ = [], -np.inf
+        self.module_ = module
+        self._train(
+            module,
+            self._family(),
+            Z,
+            weights,
+            Z_val,
+            weights_val,
+            self._torch_generator(rng),
+            incremental,
+            penalty_scale,
+        )
+        self._after_training(module, Z, weights)
+        module.eval()
+        return self
+
     @staticmethod
     def _batch_log_prob(module, family, x, k, weights):
         """Per-dimension log-likelihood terms of a training batch under mask ``k``.
@@ -579,8 +701,78 @@ class TorchDensity(DensityMixin, BaseEstimator):
         """Log-likelihoods that early stopping monitors (the model's, by default)."""
         return self._log_likelihood(Z)
 
-    def _validation_score(self, Z: np.ndarray, weights: np.ndarray) -> float:
-        return _mean_score(self._validation_log_likelihood(Z), weights)
+    # ------------------------------------------------------------------ inference
+
+    def _scoring_input(self, X) -> tuple[np.ndarray, np.ndarray | None]:
+        """Model values of X and the ``(n, D)`` mask of impossible entries (or None);
+        see :meth:`ColumnCodec.scoring_values`."""
+        check_is_fitted(self)
+        codec = self._columns_
+        policy = self._unknown_policy()
+        X = codec.read_frame(X, getattr(self, "feature_names_in_", None), policy)
+        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        return codec.scoring_values(X, policy)
+
+    @torch.no_grad()
+    def _log_likelihood(self, Z: np.ndarray, **options) -> np.ndarray:
+        """Log-density of model values, in the units of X, in fixed row blocks."""
+        module = self.module_
+        module.eval()
+        device = next(module.parameters()).device
+        out = np.empty(Z.shape[0], dtype=np.float64)
+        for start, x, n in row_blocks(Z, device):
+            log_density = self._block_log_likelihood(module, x, **options)
+            out[start : start + n] = log_density[:n].cpu().numpy()
+        return out + self._columns_.log_jacobian()
+
+    def score_samples(self, X):
+        """Log-density of each row under the model, in nats.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Rows to evaluate.
+
+        Returns
+        -------
+        log_density : ndarray of shape (n_samples,)
+            ``log p(x)`` of each row: a log-probability for discrete data, a
+            log-density in the units of X for continuous data. Rows the model gives
+            probability zero get ``-inf``.
+        """
+        Z, impossible = self._scoring_input(X)
+        log_density = self._log_likelihood(Z)
+        if impossible is not None:
+            log_density[impossible.any(axis=1)] = -np.inf
+        return log_density
+
+    @torch.no_grad()
+    def sample(self, n_samples=1, random_state=None):
+        """Draw rows exactly from the fitted density.
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+            Number of rows to draw.
+
+        random_state : int, RandomState instance or None, default=None
+            Seeds the draw. ``None`` uses numpy's global random state, as
+            :meth:`sklearn.neighbors.KernelDensity.sample` does.
+
+        Returns
+        -------
+        X : ndarray or DataFrame of shape (n_samples, n_features)
+            The drawn rows, in the units of the training data.
+        """
+        check_is_fitted(self)
+        self._check_n_samples(n_samples)
+        rng = check_random_state(random_state)
+        module = self.module_
+        module.eval()
+        device = next(module.parameters()).device
+        Z = self._draw(module, n_samples, rng, device)
+        X = self._columns_.from_internal(Z.cpu().double().numpy())
+        return self._columns_.output(X, getattr(self, "feature_names_in_", None))
 
     def score(self, X, y=None):
         """Mean log-likelihood of the rows of X.

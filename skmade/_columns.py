@@ -1,10 +1,13 @@
-"""Column types of a table: which family models each column, and how it is coded.
+"""The column codec: which family models each column, and how its values are coded.
 
 MADE models every column with its own family: Bernoulli for 0/1 columns, categorical
 for integer-coded (or pandas categorical) columns, Gaussian or a mixture of Gaussians
-for continuous ones. This module decides the family of each column and converts
-between the user's values and the model's internal values: codes ``0..k-1`` for
-categorical columns, standardized values for continuous ones.
+for continuous ones. This module decides the family of each column and, in
+:class:`ColumnCodec`, holds the fitted column state and converts between the user's
+values and the model's internal values: codes ``0..k-1`` for categorical columns,
+standardized values for continuous ones, with the log-Jacobian that puts densities
+back in the user's units, and DataFrame output for frames with categorical columns.
+No torch here: the estimators feed the internal values to their networks.
 """
 
 from __future__ import annotations
@@ -250,3 +253,230 @@ def check_values(
             unknown_mask = np.zeros(X.shape, dtype=bool)
         unknown_mask[:, j] = unknown
     return unknown_mask
+
+
+def _weighted_mean(X: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Column means of X under row weights; a BLAS mat-vec, not a broadcast."""
+    return (weights.astype(X.dtype) @ X).astype(np.float64) / weights.sum()
+
+
+# Standardized continuous values beyond this many standard deviations score -inf:
+# the network computes in float32 (about 3e38), and inf * 0 on a masked weight would
+# turn the whole row into NaN.
+MAX_STANDARDIZED = 1e15
+
+
+def beyond_range(Z: np.ndarray) -> np.ndarray:
+    """The ``(n, D)`` mask of standardized values too extreme to score (or NaN)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return ~(np.abs(Z) <= MAX_STANDARDIZED)
+
+
+def standardization(X: np.ndarray, weights: np.ndarray):
+    """Weighted column means and standard deviations, for any finite values.
+
+    Each column is divided by a power of two at its largest magnitude first (exact),
+    so that neither the sums nor the squares overflow (values up to the float64
+    limit) or lose a spread of 1e-300 to underflow. A column whose spread is within
+    rounding of its mean is constant: its mean is one of its values, so that its
+    standardized values are exactly 0, and its scale is 1, or the rounding bound of
+    its magnitude where that is larger (a constant near 1e54 would otherwise
+    standardize to rounding errors of 1e38).
+    """
+    # 2**e with the column's largest magnitude in [2**e, 2**(e+1)): dividing by it
+    # is exact, and unit values stay within 2 in magnitude.
+    _, exponent = np.frexp(np.abs(X).max(axis=0).astype(np.float64))
+    peak = np.ldexp(1.0, exponent - 1)
+    # Underflow (tiny squares, subnormal bounds) only loses what is below rounding.
+    with np.errstate(under="ignore"):
+        unit = X / peak
+        mean = _weighted_mean(unit, weights)
+        scale = np.sqrt(_weighted_mean((unit - mean) ** 2, weights)) * peak
+        mean = mean * peak
+        bound = 10 * np.finfo(np.float64).eps * np.abs(mean)
+    constant = scale <= bound
+    if constant.any():
+        row = int(np.argmax(weights))
+        mean[constant] = X[row, constant]
+        scale[constant] = np.maximum(1.0, bound[constant])
+    return mean, scale
+
+
+def _integer_range(values: np.ndarray, max_categories: int) -> np.ndarray:
+    """Categories of a numeric column: every integer between its extremes.
+
+    A value that training rows happen to skip (an 11 between 10 and 12) is then a
+    category with its own, small, probability rather than an unknown one. Kept to
+    the values seen when they are not integers, not exactly representable (beyond
+    2**53, where ``x + 1 == x``) or the range is wider than ``max_categories``.
+    """
+    exact = values.size and np.abs(values).max() < 2.0**53
+    if exact and np.all(values == np.round(values)):
+        low, high = values[0], values[-1]
+        if high - low + 1 <= max(max_categories, values.size):
+            return np.arange(low, high + 1, dtype=values.dtype)
+    return values
+
+
+class ColumnCodec:
+    """Fitted column state of a table and the conversions to and from model values.
+
+    Build one with :meth:`fit`. The estimators expose its state as their fitted
+    attributes (``column_distributions_``, ``categories_``, ``mean_``, ``scale_``).
+
+    Parameters
+    ----------
+    kinds : sequence of {'bernoulli', 'categorical', 'gaussian'}
+        Family of each column.
+    categories : list
+        Per column: the categories in code order (categorical columns), or None.
+    code_values : list
+        Per column: the numeric values the codes stand for in X once DataFrame
+        columns are converted (categorical columns), or None.
+    frame_categories : dict
+        ``{column index: categories}`` of the DataFrame columns that were
+        categorical, object or string typed (their codes are in X already).
+    mean, scale : ndarray of shape (n_features,) or None
+        Standardization of the continuous columns (0 and 1 elsewhere); None when no
+        column is continuous.
+    """
+
+    def __init__(self, kinds, categories, code_values, frame_categories, mean, scale):
+        self.kinds = np.asarray(kinds).astype(object)
+        self.categories = categories
+        self.code_values = code_values
+        self.frame_categories = frame_categories
+        self.mean = mean
+        self.scale = scale
+
+    @classmethod
+    def fit(
+        cls,
+        X: np.ndarray,
+        weights: np.ndarray,
+        kinds,
+        frame_categories: dict | None = None,
+        max_categories: int = 20,
+    ) -> ColumnCodec:
+        """The codec of X's columns (already converted by :func:`frame_to_numeric`).
+
+        ``frame_categories`` are the categories that conversion found; numeric
+        categorical columns get theirs from X (see :func:`_integer_range`), and
+        continuous columns are standardized with the weighted mean and standard
+        deviation (:func:`standardization`).
+        """
+        frame_categories = frame_categories or {}
+        categories, code_values = [], []
+        for j, kind in enumerate(kinds):
+            if kind != "categorical":
+                categories.append(None)
+                code_values.append(None)
+            elif j in frame_categories:  # X holds the codes already
+                categories.append(frame_categories[j])
+                code_values.append(np.arange(len(frame_categories[j])))
+            else:
+                values = _integer_range(np.unique(X[:, j]), max_categories)
+                categories.append(values)
+                code_values.append(values)
+        continuous = np.asarray(kinds) == "gaussian"
+        mean = scale = None
+        if continuous.any():
+            mean, scale = standardization(X, weights)
+            mean = np.where(continuous, mean, 0.0)
+            scale = np.where(continuous, scale, 1.0)
+        return cls(kinds, categories, code_values, frame_categories, mean, scale)
+
+    @property
+    def distribution(self) -> str:
+        """The family all columns share, or ``'mixed'``."""
+        shared = np.unique(self.kinds.astype(str))
+        return str(shared[0]) if shared.size == 1 else "mixed"
+
+    @property
+    def n_categories(self) -> list:
+        """Per column: the number of categories, or None."""
+        return [None if v is None else len(v) for v in self.code_values]
+
+    # ---------------------------------------------------------------- reading X
+
+    def read_frame(self, X, feature_names_in, handle_unknown="error"):
+        """A DataFrame's categorical columns replaced by codes, as during fit.
+
+        Anything else than a DataFrame is returned unchanged; a frame with other
+        columns than those seen in fit gets a clear error first.
+        """
+        check_frame_columns(X, feature_names_in)
+        X, _ = frame_to_numeric(X, self.frame_categories, handle_unknown)
+        return X
+
+    def check_values(self, X: np.ndarray, handle_unknown="error"):
+        """Errors for values the model gives no probability (see
+        :func:`check_values`); the mask of unknown values, or None."""
+        return check_values(
+            X, self.kinds, self.code_values, self.distribution, handle_unknown
+        )
+
+    def scoring_values(self, X: np.ndarray, handle_unknown="error"):
+        """Model values of validated X and the ``(n, D)`` mask of impossible entries.
+
+        Impossible: unknown values (``handle_unknown='ignore'``) and continuous values
+        too extreme for the network (:func:`beyond_range`); both are replaced by 0 so
+        that a network computes finite values for the rest of the row. The mask is
+        None when there are none.
+        """
+        impossible = self.check_values(X, handle_unknown)
+        Z = self.to_internal(X)
+        if self.mean is not None:
+            extreme = beyond_range(Z) & (self.kinds == "gaussian")[None, :]
+            if extreme.any():
+                impossible = extreme if impossible is None else impossible | extreme
+        if impossible is not None:
+            Z = np.where(impossible, 0.0, Z)
+        return Z, impossible
+
+    # ---------------------------------------------------------------- conversions
+
+    def to_internal(self, X: np.ndarray) -> np.ndarray:
+        """Model values: codes for categorical columns, standardized continuous.
+
+        Values that are not categories (unknown ones) get code 0.
+        """
+        if self.mean is not None:
+            X = (X - self.mean) / self.scale
+        if any(values is not None for values in self.code_values):
+            X = np.array(X, dtype=np.float64)
+            for j, values in enumerate(self.code_values):
+                if values is not None:
+                    codes = np.searchsorted(values, X[:, j]).clip(0, len(values) - 1)
+                    X[:, j] = np.where(values[codes] == X[:, j], codes, 0)
+        return X
+
+    def from_internal(self, Z: np.ndarray) -> np.ndarray:
+        """The user's values (numeric codes of frame categories) of model values."""
+        X = Z if self.mean is None else Z * self.scale + self.mean
+        for j, values in enumerate(self.code_values):
+            if values is not None:
+                X[:, j] = values[Z[:, j].astype(np.int64)]
+        return X
+
+    def feature_log_jacobian(self) -> np.ndarray | None:
+        """Per column ``-log scale``: the log-Jacobian of standardization (or None)."""
+        return None if self.scale is None else -np.log(self.scale)
+
+    def log_jacobian(self) -> float:
+        """What a row's log-density in model values gains in the user's units."""
+        return 0.0 if self.scale is None else -float(np.sum(np.log(self.scale)))
+
+    def output(self, X: np.ndarray, feature_names):
+        """Rows for the user: a DataFrame with the training frame's categorical
+        columns when it had any, else X."""
+        if not self.frame_categories:
+            return X
+        import pandas as pd
+
+        frame = pd.DataFrame(X, columns=feature_names)
+        for j, categories in self.frame_categories.items():
+            frame[frame.columns[j]] = pd.Categorical.from_codes(
+                X[:, j].astype(np.int64), categories=list(categories)
+            )
+        return frame

@@ -6,30 +6,10 @@ import math
 
 import numpy as np
 import torch
-from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import StrOptions
-from sklearn.utils.validation import (
-    check_is_fitted,
-    validate_data,
-)
 
-from ._base import (
-    TRAINING_CONSTRAINTS,
-    TorchDensity,
-    _resolve_device,
-    beyond_range,
-    check_weights,
-    count,
-    l2_scale,
-    row_blocks,
-    standardization,
-)
-from ._columns import (
-    check_frame_columns,
-    check_values,
-    frame_to_numeric,
-    infer_kinds,
-)
+from ._base import TRAINING_CONSTRAINTS, TorchDensity, count, row_blocks
+from ._columns import ColumnCodec, infer_kinds
 from ._families import (
     Bernoulli,
     Gaussian,
@@ -49,22 +29,6 @@ _VALIDATION_MASKS = 8
 # on the hidden path's output weights.
 _START_RIDGE = 1e-3
 _START_HIDDEN_SCALE = 0.1
-
-
-def _integer_range(values: np.ndarray, max_categories: int) -> np.ndarray:
-    """Categories of a numeric column: every integer between its extremes.
-
-    A value that training rows happen to skip (an 11 between 10 and 12) is then a
-    category with its own, small, probability rather than an unknown one. Kept to
-    the values seen when they are not integers, not exactly representable (beyond
-    2**53, where ``x + 1 == x``) or the range is wider than ``max_categories``.
-    """
-    exact = values.size and np.abs(values).max() < 2.0**53
-    if exact and np.all(values == np.round(values)):
-        low, high = values[0], values[-1]
-        if high - low + 1 <= max(max_categories, values.size):
-            return np.arange(low, high + 1, dtype=values.dtype)
-    return values
 
 
 class MADEDensity(TorchDensity):
@@ -414,49 +378,13 @@ class MADEDensity(TorchDensity):
             "direct_connections": self.direct_connections,
         }
 
-    def _check_fit_input(self, X, sample_weight, incremental):
-        """Validate everything before any work; returns what training needs."""
-        continuing = (self.warm_start or incremental) and hasattr(self, "module_")
-        if continuing:
-            changed = {
-                name: (old, new)
-                for (name, old), new in zip(
-                    self._fitted_structure.items(),
-                    self._structure().values(),
-                    strict=True,
-                )
-                if old != new
-            }
-            if changed:
-                name, (old, new) = next(iter(changed.items()))
-                raise ValueError(
-                    f"warm_start=True continues training the fitted network, but "
-                    f"{name} changed from {old!r} to {new!r}. Set warm_start=False "
-                    "to fit a new model."
-                )
-        hidden = self._hidden_sizes()
-        if continuing:
-            check_frame_columns(X, getattr(self, "feature_names_in_", None))
-        X, frame_categories = frame_to_numeric(
-            X, self._frame_categories_ if continuing else None
-        )
-        X = validate_data(
-            self,
-            X,
-            dtype=[np.float64, np.float32],
-            ensure_min_samples=2,
-            reset=not continuing,
-        )
-        n_samples, n_features = X.shape
-        weights, weight_exponent = check_weights(sample_weight, X)
+    def _column_kinds(self, X, frame_categories) -> list[str]:
+        return infer_kinds(X, self.distribution, self.max_categories, frame_categories)
 
-        if continuing:
-            kinds = list(self.column_distributions_)
-            check_values(X, kinds, self._code_values_, self.distribution_)
-        else:
-            kinds = infer_kinds(
-                X, self.distribution, self.max_categories, frame_categories
-            )
+    def _fit_columns(self, X, weights, kinds, frame_categories) -> ColumnCodec:
+        return ColumnCodec.fit(X, weights, kinds, frame_categories, self.max_categories)
+
+    def _check_parameters(self, n_features: int) -> None:
         if not isinstance(self.ordering, str):
             check_ordering(self.ordering, n_features)
         if self.n_eval_masks is not None and self.n_eval_masks > self.n_masks:
@@ -465,82 +393,40 @@ class MADEDensity(TorchDensity):
                 f"{self.n_masks}; inference can only average masks that were trained."
             )
 
-        n_validation = self._n_validation(n_samples, incremental)
-        device = _resolve_device(self.device)
-        return (
-            X,
-            (weights, weight_exponent),
-            hidden,
-            kinds,
-            frame_categories,
-            n_validation,
-            device,
-            continuing,
-        )
+    def _unknown_policy(self) -> str:
+        return self.handle_unknown
 
     # ------------------------------------------------------------------ fitting
 
-    def _fit_model(self, X, sample_weight, incremental):
-        checked = self._check_fit_input(X, sample_weight, incremental)
-        X, (weights, weight_exponent), hidden, kinds, frame_categories = checked[:5]
-        n_validation, device, continuing = checked[5:]
-
-        rng = self._fit_rng(incremental, continuing)
-        n_features = X.shape[1]
-        X, weights, X_val, weights_val = self._split(X, weights, n_validation, rng)
-        penalty_scale = l2_scale(self.alpha, weights, weight_exponent)
-        if not continuing:
-            self._set_columns(X, weights, kinds, frame_categories)
-        family = self._family(self.n_components)
-
-        Z, Z_val = self._to_internal(X), self._to_internal(X_val)
-        if continuing:
-            module = self.module_.to(device)
-        else:
-            orderings = make_orderings(
-                self.ordering, n_features, self.n_masks, self.order_agnostic, rng
-            )
-            degrees = make_degrees(orderings, hidden, rng)
-            layout = {}
-            if isinstance(family, Table):
-                layout = dict(
-                    input_sizes=family.input_sizes, output_sizes=family.output_sizes
-                )
-            module = MADE(
-                [torch.from_numpy(d) for d in degrees],
-                family.n_params,
-                direct=self._direct(kinds),
-                **layout,
-            )
-            module.reset_parameters(self._torch_generator(rng))
-            with torch.no_grad():
-                bias = family.initial_bias(Z, weights)
-                module.layers[-1].bias.copy_(torch.as_tensor(bias.reshape(-1)))
-            with np.errstate(over="ignore"):  # 1e308-weights: an infinite count
-                n_rows = float(np.ldexp(weights.sum(), weight_exponent))
-            self._linear_gaussian_start(
-                module, family, Z, weights, n_rows, Z_val, weights_val
-            )
-            module = module.to(device)
-            self.orderings_ = orderings
-            self._reset_training_state(n_validation > 0)
-        if n_validation and self.validation_scores_ is None:
-            self.validation_scores_, self.best_validation_score_ = [], -np.inf
-        self.module_ = module
-        generator = self._torch_generator(rng)
-        self._train(
-            module,
-            family,
-            Z,
-            weights,
-            Z_val,
-            weights_val,
-            generator,
-            incremental,
-            penalty_scale,
+    def _build_module(self, Z, weights, Z_val, weights_val, n_rows, hidden, rng):
+        """A MADE with fresh masks, its output bias at the independent model and,
+        where it can, its direct path at the data's Gaussian."""
+        n_features = Z.shape[1]
+        family = self._family()
+        orderings = make_orderings(
+            self.ordering, n_features, self.n_masks, self.order_agnostic, rng
         )
-        module.eval()
-        return self
+        degrees = make_degrees(orderings, hidden, rng)
+        layout = {}
+        if isinstance(family, Table):
+            layout = dict(
+                input_sizes=family.input_sizes, output_sizes=family.output_sizes
+            )
+        module = MADE(
+            [torch.from_numpy(d) for d in degrees],
+            family.n_params,
+            direct=self._direct(self.column_distributions_),
+            **layout,
+        )
+        module.reset_parameters(self._torch_generator(rng))
+        with torch.no_grad():
+            bias = family.initial_bias(Z, weights)
+            module.layers[-1].bias.copy_(torch.as_tensor(bias.reshape(-1)))
+        self._linear_gaussian_start(
+            module, family, Z, weights, n_rows, Z_val, weights_val
+        )
+        self.orderings_ = orderings
+        return module
 
     def _linear_gaussian_start(
         self, module, family, Z, weights, n_rows, Z_val, weights_val
@@ -620,34 +506,24 @@ class MADEDensity(TorchDensity):
             return "categorical" not in kinds
         return self.direct_connections
 
-    # ------------------------------------------------------------------ inference
+    # ------------------------------------------------------------------ fitted state
 
-    def _set_columns(self, X, weights, kinds, frame_categories) -> None:
-        """Fitted column state: families, categories, standardization."""
-        kinds_array = np.asarray(kinds)
-        shared = np.unique(kinds_array)
-        self.distribution_ = str(shared[0]) if shared.size == 1 else "mixed"
-        self.column_distributions_ = kinds_array.astype(object)
-        self._frame_categories_ = frame_categories
-        self.categories_, self._code_values_ = [], []
-        for j, kind in enumerate(kinds):
-            if kind != "categorical":
-                self.categories_.append(None)
-                self._code_values_.append(None)
-            elif j in frame_categories:  # X holds the codes already
-                self.categories_.append(frame_categories[j])
-                self._code_values_.append(np.arange(len(frame_categories[j])))
-            else:
-                values = _integer_range(np.unique(X[:, j]), self.max_categories)
-                self.categories_.append(values)
-                self._code_values_.append(values)
-        continuous = kinds_array == "gaussian"
-        if continuous.any():
-            mean, scale = standardization(X, weights)
-            self.mean_ = np.where(continuous, mean, 0.0)
-            self.scale_ = np.where(continuous, scale, 1.0)
-        else:
-            self.mean_ = self.scale_ = None
+    @property
+    def distribution_(self) -> str:
+        """The family all columns share, or ``'mixed'``."""
+        return self._columns_.distribution
+
+    @property
+    def column_distributions_(self) -> np.ndarray:
+        """Family of each column."""
+        return self._columns_.kinds
+
+    @property
+    def categories_(self) -> list:
+        """Categories of each categorical column in code order (None elsewhere)."""
+        return self._columns_.categories
+
+    # ------------------------------------------------------------------ inference
 
     def _family(self, n_components=None):
         """The output family of the fitted columns.
@@ -659,43 +535,16 @@ class MADEDensity(TorchDensity):
             n_components = self._fitted_structure["n_components"]
         kinds = list(self.column_distributions_)
         if self.distribution_ == "bernoulli":
-            return Bernoulli
+            return Bernoulli()
         if self.distribution_ == "gaussian":
             if n_components == 1:
-                return Gaussian
+                return Gaussian()
             return MixtureOfGaussians(n_components)
         sizes = [
             len(values) if values is not None else n_components
-            for values in self._code_values_
+            for values in self._columns_.code_values
         ]
         return Table(kinds, sizes)
-
-    def _to_internal(self, X: np.ndarray) -> np.ndarray:
-        """Model values: codes for categorical columns, standardized continuous.
-
-        Values that are not categories (unknown ones) get code 0.
-        """
-        if self.mean_ is not None:
-            X = (X - self.mean_) / self.scale_
-        if any(values is not None for values in self._code_values_):
-            X = np.array(X, dtype=np.float64)
-            for j, values in enumerate(self._code_values_):
-                if values is not None:
-                    codes = np.searchsorted(values, X[:, j]).clip(0, len(values) - 1)
-                    X[:, j] = np.where(values[codes] == X[:, j], codes, 0)
-        return X
-
-    def _from_internal(self, Z: np.ndarray) -> np.ndarray:
-        X = Z if self.mean_ is None else Z * self.scale_ + self.mean_
-        for j, values in enumerate(self._code_values_):
-            if values is not None:
-                X[:, j] = values[Z[:, j].astype(np.int64)]
-        return X
-
-    def _log_jacobian(self) -> float:
-        if self.scale_ is not None:
-            return -float(np.sum(np.log(self.scale_)))
-        return 0.0
 
     def _n_eval_masks(self) -> int:
         """Masks averaged at inference; ``n_eval_masks`` may change after fit, within
@@ -712,91 +561,36 @@ class MADEDensity(TorchDensity):
             )
         return self.n_eval_masks
 
-    @torch.no_grad()
-    def _log_likelihood(self, Z: np.ndarray, n_masks: int | None = None) -> np.ndarray:
-        """Ensemble log-density of standardized rows, in the units of X.
+    def _per_mask_log_prob(self, module, x, n_masks: int) -> torch.Tensor:
+        """``log p_k(x_d | x_<d)`` of a block under the first masks: ``(K, n, D)``.
+
+        The network runs in float32; the family's last elementwise kernels run in
+        float64. In float32 the SIMD body and the scalar tail of those kernels differ
+        by an ulp, which made a row's score depend on its position in X; in float64
+        that is far below any tolerance.
+        """
+        family = self._family()
+        inputs = family.encode(x)
+        return torch.stack(
+            [
+                family.log_prob(module(inputs, k), x, dtype=torch.float64)
+                for k in range(n_masks)
+            ]
+        )
+
+    def _block_log_likelihood(self, module, x, n_masks: int | None = None):
+        """The mask mixture's log-density of a block of model values.
 
         ``n_masks`` limits the mixture to the first masks (default: the
         ``n_eval_masks`` of inference).
         """
-        module = self.module_
-        module.eval()
-        family = self._family()
-        device = next(module.parameters()).device
         n_eval = self._n_eval_masks() if n_masks is None else n_masks
-        out = np.empty(Z.shape[0], dtype=np.float64)
-        for start, x, n in row_blocks(Z, device):
-            # The network runs in float32; the family's last elementwise kernels run
-            # in float64. In float32 the SIMD body and the scalar tail of those
-            # kernels differ by an ulp, which made a row's score depend on its
-            # position in X; in float64 that is far below any tolerance.
-            per_mask = torch.stack(
-                [
-                    family.log_prob(
-                        module(family.encode(x), k), x, dtype=torch.float64
-                    ).sum(dim=1)
-                    for k in range(n_eval)
-                ]
-            )
-            log_density = torch.logsumexp(per_mask, dim=0) - math.log(n_eval)
-            out[start : start + n] = log_density[:n].cpu().numpy()
-        return out + self._log_jacobian()
+        per_mask = self._per_mask_log_prob(module, x, n_eval).sum(dim=2)
+        return torch.logsumexp(per_mask, dim=0) - math.log(n_eval)
 
     def _validation_log_likelihood(self, Z: np.ndarray) -> np.ndarray:
-        return self._log_likelihood(Z, min(self._n_eval_masks(), _VALIDATION_MASKS))
-
-    def _check_X(self, X) -> tuple[np.ndarray, np.ndarray | None]:
-        """Validated X and the mask of unknown categories (or None)."""
-        check_is_fitted(self)
-        check_frame_columns(X, getattr(self, "feature_names_in_", None))
-        X, _ = frame_to_numeric(X, self._frame_categories_, self.handle_unknown)
-        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
-        unknown = check_values(
-            X,
-            self.column_distributions_,
-            self._code_values_,
-            self.distribution_,
-            self.handle_unknown,
-        )
-        return X, unknown
-
-    def _scoring_input(self, X) -> tuple[np.ndarray, np.ndarray | None]:
-        """Model values of X and the ``(n, D)`` mask of impossible entries (or None).
-
-        Impossible: unknown values (``handle_unknown='ignore'``) and continuous values
-        too extreme for the network (:func:`beyond_range`); they are replaced by 0 so
-        that the network computes finite values for the rest of the row.
-        """
-        X, impossible = self._check_X(X)
-        Z = self._to_internal(X)
-        if self.mean_ is not None:
-            extreme = beyond_range(Z)
-            extreme &= np.asarray(self.column_distributions_ == "gaussian")[None, :]
-            if extreme.any():
-                impossible = extreme if impossible is None else impossible | extreme
-        if impossible is not None:
-            Z = np.where(impossible, 0.0, Z)
-        return Z, impossible
-
-    def score_samples(self, X):
-        """Log-density of each row under the model, in nats.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Rows to evaluate.
-
-        Returns
-        -------
-        log_density : ndarray of shape (n_samples,)
-            ``log p(x)`` of each row: a log-probability for binary data, a
-            log-density in the units of X for continuous data.
-        """
-        Z, impossible = self._scoring_input(X)
-        log_density = self._log_likelihood(Z)
-        if impossible is not None:
-            log_density[impossible.any(axis=1)] = -np.inf
-        return log_density
+        n_masks = min(self._n_eval_masks(), _VALIDATION_MASKS)
+        return self._log_likelihood(Z, n_masks=n_masks)
 
     @torch.no_grad()
     def score_features(self, X):
@@ -834,28 +628,21 @@ class MADEDensity(TorchDensity):
         Z, impossible = self._scoring_input(X)
         module = self.module_
         module.eval()
-        family = self._family()
         device = next(module.parameters()).device
         n_eval = self._n_eval_masks()
         n_features = Z.shape[1]
         out = np.empty(Z.shape, dtype=np.float64)
         for start, x, n in row_blocks(Z, device):
-            per_mask = torch.stack(
-                [
-                    family.log_prob(
-                        module(family.encode(x), k), x, dtype=torch.float64
-                    )[:n]
-                    for k in range(n_eval)
-                ]
-            )  # (K, n, D)
+            per_mask = self._per_mask_log_prob(module, x, n_eval)[:, :n]
             totals = per_mask.sum(dim=2)
             responsibility = torch.softmax(totals, dim=0)
             weighted = (responsibility[:, :, None] * per_mask).sum(dim=0)
             log_density = torch.logsumexp(totals, dim=0) - math.log(n_eval)
             weighted += ((log_density - weighted.sum(dim=1)) / n_features)[:, None]
             out[start : start + n] = weighted.cpu().numpy()
-        if self.scale_ is not None:
-            out -= np.log(self.scale_)
+        log_jacobian = self._columns_.feature_log_jacobian()
+        if log_jacobian is not None:
+            out += log_jacobian
         if impossible is not None:
             out[impossible] = -np.inf
         return out
@@ -888,36 +675,18 @@ class MADEDensity(TorchDensity):
             categorical dtypes when the model was fitted on a DataFrame with
             categorical, object or string columns.
         """
-        check_is_fitted(self)
-        self._check_n_samples(n_samples)
-        rng = check_random_state(random_state)
-        module = self.module_
-        module.eval()
+        return super().sample(n_samples, random_state)
+
+    def _draw(self, module, n_samples, rng, device):
         family = self._family()
-        device = next(module.parameters()).device
         mask_of_row = rng.randint(self._n_eval_masks(), size=n_samples)
         noise = family.noise((n_samples, module.n_features), self._torch_generator(rng))
         noise = noise.to(device)
         masks_used = np.unique(mask_of_row)
         if masks_used.size == 1:  # one batch: no gathering and scattering of rows
-            Z = sample_incremental(module, family, int(masks_used[0]), noise)
-        else:
-            Z = torch.empty_like(noise)
-            for k in masks_used:
-                rows = torch.from_numpy(np.flatnonzero(mask_of_row == k)).to(device)
-                Z[rows] = sample_incremental(module, family, int(k), noise[rows])
-        X = self._from_internal(Z.cpu().double().numpy())
-        if self._frame_categories_:
-            return self._as_frame(X)
-        return X
-
-    def _as_frame(self, X: np.ndarray):
-        """Samples as a DataFrame with the training frame's categorical columns."""
-        import pandas as pd
-
-        frame = pd.DataFrame(X, columns=self.feature_names_in_)
-        for j, categories in self._frame_categories_.items():
-            frame[frame.columns[j]] = pd.Categorical.from_codes(
-                X[:, j].astype(np.int64), categories=list(categories)
-            )
-        return frame
+            return sample_incremental(module, family, int(masks_used[0]), noise)
+        Z = torch.empty_like(noise)
+        for k in masks_used:
+            rows = torch.from_numpy(np.flatnonzero(mask_of_row == k)).to(device)
+            Z[rows] = sample_incremental(module, family, int(k), noise[rows])
+        return Z

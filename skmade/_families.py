@@ -6,6 +6,9 @@ Bernoulli, categorical and mixture variables, standard normals for Gaussian) rat
 than from a generator inside keeps every sampler reproducible and lets two samplers be
 compared on the same randomness.
 
+Every family is an instance of a class that satisfies the :class:`Family` protocol;
+the estimators and the samplers use nothing else of it.
+
 ``draw`` takes parameters with the parameter axis second, ``(..., n_params, ...)``
 shaped like ``noise`` with that axis inserted: ``(n, n_params)`` with noise ``(n,)``, or
 ``(run, n_params, n)`` with noise ``(run, n)`` in the incremental sampler.
@@ -17,6 +20,7 @@ one-hot input blocks for categorical columns and a variable-major output layout.
 from __future__ import annotations
 
 import math
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -26,6 +30,44 @@ from torch import Tensor
 from ._utils import weighted_quantile
 
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
+
+
+@runtime_checkable
+class Family(Protocol):
+    """What an output family provides.
+
+    Attributes
+    ----------
+    name : str
+        ``'bernoulli'``, ``'categorical'``, ``'gaussian'`` or ``'table'``.
+    n_params : int or None
+        Outputs per variable in MADE's parameter-major layout ``(n, n_params, D)``;
+        None for a :class:`Table`, whose outputs are a flat variable-major block per
+        column (``output_sizes``), drawn with ``draw_variable``.
+    """
+
+    name: str
+
+    @property
+    def n_params(self) -> int | None: ...
+
+    def encode(self, x: Tensor) -> Tensor:
+        """Network inputs for values ``x`` of shape ``(n, D)``."""
+
+    def initial_bias(self, Z: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """The output bias of the independent model fitted to model values Z."""
+
+    def log_prob(
+        self, params: Tensor, x: Tensor, dtype: torch.dtype | None = None
+    ) -> Tensor:
+        """``log p(x_d | x_<d)`` per variable, ``(n, D)``; the last kernels in
+        ``dtype``."""
+
+    def noise(self, shape: tuple[int, int], generator: torch.Generator) -> Tensor:
+        """The randomness of a draw of ``shape`` values."""
+
+    def draw(self, params: Tensor, noise: Tensor) -> Tensor:
+        """Values from parameters (parameter axis second) and noise."""
 
 
 class Bernoulli:
@@ -265,16 +307,13 @@ class Categorical:
         return index.to(noise.dtype)
 
 
-FAMILIES = {"bernoulli": Bernoulli, "gaussian": Gaussian}
-
-
-def column_family(kind: str, size: int):
+def column_family(kind: str, size: int) -> Family:
     """The family of one column: ``size`` is categories or mixture components."""
     if kind == "bernoulli":
-        return Bernoulli
+        return Bernoulli()
     if kind == "categorical":
         return Categorical(size)
-    return Gaussian if size == 1 else MixtureOfGaussians(size)
+    return Gaussian() if size == 1 else MixtureOfGaussians(size)
 
 
 class Table:
@@ -371,9 +410,19 @@ class Table:
         """Uniforms, turned into standard normals for single-Gaussian columns."""
         u = torch.rand(shape, generator=generator)
         for d, family in enumerate(self.families):
-            if family is Gaussian:
+            if isinstance(family, Gaussian):
                 u[:, d] = torch.special.ndtri(u[:, d].clamp(1e-7, 1 - 1e-7))
         return u
+
+    def draw(self, params: Tensor, noise: Tensor) -> Tensor:
+        """Values of every column from flat outputs ``(n, n_outputs)`` and noise
+        ``(n, D)``: each group drawn by its family in one call."""
+        out = noise.new_empty(noise.shape)
+        for family, columns, out_index in self.groups:
+            columns = columns.to(noise.device)
+            group_params = params[:, out_index.to(noise.device)]
+            out[:, columns] = family.draw(group_params, noise[:, columns])
+        return out
 
     def draw_variable(self, d: int, params: Tensor, noise: Tensor) -> Tensor:
         """Values of column ``d`` from its parameters ``(w, n)`` and noise ``(n,)``."""

@@ -243,7 +243,7 @@ class MAF(nn.Module):
         for made, norm in zip(reversed(self.flows), reversed(self.norms), strict=True):
             if norm is not None:
                 u = norm.inverse(u)
-            u = sample_incremental(made, FlowGaussian, 0, u)
+            u = sample_incremental(made, FlowGaussian(), 0, u)
         return u
 
 

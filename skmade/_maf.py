@@ -4,25 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import StrOptions
-from sklearn.utils.validation import (
-    check_is_fitted,
-    validate_data,
-)
 
-from ._base import (
-    TRAINING_CONSTRAINTS,
-    TorchDensity,
-    _as_float32_tensor,
-    _resolve_device,
-    beyond_range,
-    check_weights,
-    count,
-    l2_scale,
-    row_blocks,
-    standardization,
-)
+from ._base import TRAINING_CONSTRAINTS, TorchDensity, _as_float32_tensor, count
 from ._families import Gaussian, MixtureOfGaussians
 from ._flows import MAF, FlowOutput
 from ._masks import make_degrees
@@ -221,32 +205,19 @@ best_validation_score_, n_iter_, n_steps_
             "ordering": self.ordering,
         }
 
-    def _check_fit_input(self, X, sample_weight, incremental):
-        continuing = (self.warm_start or incremental) and hasattr(self, "module_")
-        if continuing and self._fitted_structure != self._structure():
-            changed = next(
-                name
-                for name, value in self._structure().items()
-                if self._fitted_structure[name] != value
-            )
+    def _column_kinds(self, X, frame_categories) -> list[str]:
+        if frame_categories:
+            j = next(iter(frame_categories))
             raise ValueError(
-                f"warm_start=True continues training the fitted flow, but {changed} "
-                "changed. Set warm_start=False to fit a new model."
+                f"Column {j} has a categorical (or string) dtype; MAFDensity models "
+                "continuous columns only. Use MADEDensity for tables with "
+                "categorical columns, or convert the column to numbers first."
             )
-        hidden = self._hidden_sizes()
-        X = validate_data(
-            self,
-            X,
-            dtype=[np.float64, np.float32],
-            ensure_min_samples=2,
-            reset=not continuing,
-        )
-        weights, weight_exponent = check_weights(sample_weight, X)
-        n_validation = self._n_validation(X.shape[0], incremental)
-        device = _resolve_device(self.device)
-        return X, (weights, weight_exponent), hidden, n_validation, device, continuing
+        return ["gaussian"] * X.shape[1]
 
-    def _build(self, n_features: int, hidden, rng) -> MAF:
+    def _build_module(self, Z, weights, Z_val, weights_val, n_rows, hidden, rng):
+        """A stack of MADEs that starts near the identity map."""
+        n_features = Z.shape[1]
         orderings = np.empty((self.n_flows, n_features), dtype=np.int64)
         orderings[0] = np.arange(n_features)
         for i in range(1, self.n_flows):
@@ -276,115 +247,31 @@ best_validation_score_, n_iter_, n_steps_
         self.orderings_ = orderings
         return MAF(flows, self.batch_norm, base, family)
 
-    def _fit_model(self, X, sample_weight, incremental):
-        checked = self._check_fit_input(X, sample_weight, incremental)
-        X, (weights, weight_exponent), hidden = checked[:3]
-        n_validation, device, continuing = checked[3:]
-        rng = self._fit_rng(incremental, continuing)
-        X, weights, X_val, weights_val = self._split(X, weights, n_validation, rng)
-        penalty_scale = l2_scale(self.alpha, weights, weight_exponent)
+    def _family(self):
+        return FlowOutput()
 
-        if continuing:
-            module = self.module_.to(device)
-        else:
-            self.mean_, self.scale_ = standardization(X, weights)
-            module = self._build(X.shape[1], hidden, rng).to(device)
-            self._reset_training_state(n_validation > 0)
-        if n_validation and self.validation_scores_ is None:
-            self.validation_scores_, self.best_validation_score_ = [], -np.inf
-        self.module_ = module
-        Z, Z_val = self._standardize(X), self._standardize(X_val)
-        self._train(
-            module,
-            FlowOutput,
-            Z,
-            weights,
-            Z_val,
-            weights_val,
-            self._torch_generator(rng),
-            incremental,
-            penalty_scale,
-        )
+    def _after_training(self, module, Z, weights) -> None:
         # Batch norm scores with the training data's statistics under the final
         # weights, not with running averages that lag behind them.
+        device = next(module.parameters()).device
         module.set_statistics(
             _as_float32_tensor(Z, device),
             torch.as_tensor(weights, dtype=torch.float32, device=device),
         )
-        module.eval()
-        return self
 
     @staticmethod
     def _batch_log_prob(module, family, x, k, weights):
         # Batch normalization's training moments are weighted like the loss.
         return module(x, k, weights=weights)
 
-    def _standardize(self, X: np.ndarray) -> np.ndarray:
-        return (X - self.mean_) / self.scale_
+    def _block_log_likelihood(self, module, x):
+        return module(x, dtype=torch.float64).sum(dim=1)
 
-    @torch.no_grad()
-    def _log_likelihood(self, Z: np.ndarray) -> np.ndarray:
-        module = self.module_
-        module.eval()
-        device = next(module.parameters()).device
-        out = np.empty(Z.shape[0], dtype=np.float64)
-        for start, x, n in row_blocks(Z, device):
-            terms = module(x, dtype=torch.float64)[:n]
-            out[start : start + n] = terms.sum(dim=1).cpu().numpy()
-        return out - float(np.sum(np.log(self.scale_)))
-
-    def score_samples(self, X):
-        """Log-density of each row under the flow, in nats and the units of X.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Rows to evaluate.
-
-        Returns
-        -------
-        log_density : ndarray of shape (n_samples,)
-            ``log p(x)`` of each row.
-        """
-        check_is_fitted(self)
-        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
-        Z = self._standardize(X)
-        # Values too extreme for the float32 network have probability zero.
-        extreme = beyond_range(Z).any(axis=1)
-        if not extreme.any():
-            return self._log_likelihood(Z)
-        out = np.full(Z.shape[0], -np.inf)
-        out[~extreme] = self._log_likelihood(Z[~extreme])
-        return out
-
-    @torch.no_grad()
-    def sample(self, n_samples=1, random_state=None):
-        """Draw rows exactly from the fitted flow.
-
-        Parameters
-        ----------
-        n_samples : int, default=1
-            Number of rows to draw.
-
-        random_state : int, RandomState instance or None, default=None
-            Seeds the draw. ``None`` uses numpy's global random state.
-
-        Returns
-        -------
-        X : ndarray of shape (n_samples, n_features)
-            The drawn rows, in the units of the training data.
-        """
-        check_is_fitted(self)
-        self._check_n_samples(n_samples)
-        rng = check_random_state(random_state)
-        module = self.module_
-        module.eval()
-        device = next(module.parameters()).device
+    def _draw(self, module, n_samples, rng, device):
         generator = self._torch_generator(rng)
         shape = (n_samples, module.n_features)
         if module.base is None:
             noise = torch.randn(shape, generator=generator)
         else:
             noise = module.base_family.noise(shape, generator)
-        Z = module.sample(noise.to(device))
-        return Z.cpu().double().numpy() * self.scale_ + self.mean_
+        return module.sample(noise.to(device))

@@ -5,19 +5,12 @@ import itertools
 import numpy as np
 import pytest
 import torch
+from conftest import fast_made, random_made
 from numpy.testing import assert_allclose, assert_array_equal
 from scipy import integrate, stats
 
-from skmade import MADEDensity
 from skmade._families import Categorical, MixtureOfGaussians, Table
-from skmade._masks import make_degrees, make_orderings
-from skmade._nn import MADE
 from skmade._sampling import sample_incremental, sample_naive
-
-
-def _fast(**params):
-    defaults = dict(hidden_layer_sizes=(16,), max_iter=30, random_state=0, device="cpu")
-    return MADEDensity(**{**defaults, **params})
 
 
 def _categorical_chain(n, sizes, seed=0):
@@ -52,7 +45,7 @@ def _grid(sizes):
 def test_categorical_density_sums_to_one(params):
     sizes = (3, 5, 2, 4)
     X = _categorical_chain(500, sizes)
-    est = _fast(distribution="categorical", **params).fit(X)
+    est = fast_made(distribution="categorical", **params).fit(X)
     assert est.distribution_ == "categorical"
     assert [len(c) for c in est.categories_] == list(sizes)
     total = np.exp(est.score_samples(_grid(sizes))).sum()
@@ -64,7 +57,7 @@ def test_categories_need_not_be_codes():
     X = _categorical_chain(300, (3, 4))
     values = [np.array([-5.0, 0.5, 7.0]), np.array([10.0, 20.0, 30.0, 40.0])]
     X_values = np.column_stack([values[j][X[:, j].astype(int)] for j in range(2)])
-    est = _fast(distribution="categorical").fit(X_values)
+    est = fast_made(distribution="categorical").fit(X_values)
     assert_array_equal(est.categories_[0], values[0])
     grid = np.array(list(itertools.product(*values)))
     assert abs(np.exp(est.score_samples(grid)).sum() - 1) < 1e-4
@@ -83,7 +76,7 @@ def test_mixed_binary_and_categorical_sums_to_one():
             rng.randint(0, 3, 400),
         ]
     ).astype(float)
-    est = _fast(n_masks=2, order_agnostic=True).fit(X)
+    est = fast_made(n_masks=2, order_agnostic=True).fit(X)
     assert list(est.column_distributions_) == [
         "bernoulli",
         "categorical",
@@ -100,9 +93,9 @@ def test_two_dimensional_problem_with_200_categories_per_dimension():
     a = rng.randint(0, 200, 3000)
     b = (a + rng.randint(-3, 4, 3000)) % 200  # strongly dependent on a
     X = np.column_stack([a, b]).astype(float)
-    est = _fast(distribution="categorical", hidden_layer_sizes=(64,), max_iter=40).fit(
-        X
-    )
+    est = fast_made(
+        distribution="categorical", hidden_layer_sizes=(64,), max_iter=40
+    ).fit(X)
     grid = _grid((200, 200))
     log_p = est.score_samples(grid)
     assert abs(np.exp(log_p).sum() - 1) < 1e-3
@@ -114,7 +107,7 @@ def test_two_dimensional_problem_with_200_categories_per_dimension():
 def test_mixture_of_gaussians_integrates_to_one_in_1d(n_components):
     rng = np.random.RandomState(0)
     X = np.concatenate([rng.randn(200) - 3, 0.5 * rng.randn(200) + 2])[:, None]
-    est = _fast(distribution="gaussian", n_components=n_components).fit(X)
+    est = fast_made(distribution="gaussian", n_components=n_components).fit(X)
     density = lambda x: np.exp(est.score_samples(np.array([[x]])))[0]  # noqa: E731
     total, _ = integrate.quad(density, -30, 30, limit=200)
     assert abs(total - 1) < 1e-3
@@ -124,7 +117,7 @@ def test_mixture_of_gaussians_integrates_to_one_in_2d():
     rng = np.random.RandomState(0)
     x = rng.randn(400)
     X = np.column_stack([x, np.sign(x) * 2 + 0.3 * rng.randn(400)])
-    est = _fast(n_components=4, hidden_layer_sizes=(16,)).fit(X)
+    est = fast_made(n_components=4, hidden_layer_sizes=(16,)).fit(X)
     assert est.distribution_ == "gaussian"
     grid = np.linspace(-9, 9, 721)
     step = grid[1] - grid[0]
@@ -138,8 +131,8 @@ def test_mixture_beats_single_gaussian_on_bimodal_data():
     rng = np.random.RandomState(0)
     X = np.concatenate([rng.randn(500) - 3, rng.randn(500) + 3])[:, None]
     X_test = np.concatenate([rng.randn(500) - 3, rng.randn(500) + 3])[:, None]
-    single = _fast(distribution="gaussian", n_components=1, max_iter=60).fit(X)
-    mixture = _fast(distribution="gaussian", n_components=2, max_iter=60).fit(X)
+    single = fast_made(distribution="gaussian", n_components=1, max_iter=60).fit(X)
+    mixture = fast_made(distribution="gaussian", n_components=2, max_iter=60).fit(X)
     assert mixture.score(X_test) > single.score(X_test) + 0.3
 
 
@@ -147,7 +140,7 @@ def test_mixed_continuous_and_categorical_integrates_to_one():
     rng = np.random.RandomState(0)
     codes = rng.randint(0, 3, 400)
     X = np.column_stack([codes, codes * 2.0 + rng.randn(400)])
-    est = _fast(n_components=2).fit(X)
+    est = fast_made(n_components=2).fit(X)
     assert list(est.column_distributions_) == ["categorical", "gaussian"]
     total = 0.0
     for c in range(3):
@@ -156,7 +149,7 @@ def test_mixed_continuous_and_categorical_integrates_to_one():
     assert abs(total - 1) < 1e-3
     # The continuous column is in the units of X: rescaling it shifts every
     # log-density by -log(scale).
-    scaled = _fast(n_components=2).fit(X * [1, 10])
+    scaled = fast_made(n_components=2).fit(X * [1, 10])
     assert_allclose(
         scaled.score_samples(X[:20] * [1, 10]),
         est.score_samples(X[:20]) - np.log(10),
@@ -169,17 +162,16 @@ def test_mixed_continuous_and_categorical_integrates_to_one():
 
 def _table_made(kinds, sizes, hidden, seed=0, direct=False, n_masks=3):
     family = Table(kinds, sizes)
-    rng = np.random.RandomState(seed)
-    orderings = make_orderings("random", len(kinds), n_masks, True, rng)
-    degrees = make_degrees(orderings, hidden, rng)
-    made = MADE(
-        [torch.from_numpy(d) for d in degrees],
+    made, _ = random_made(
+        len(kinds),
+        hidden,
+        n_masks,
         None,
+        seed=seed,
         direct=direct,
         input_sizes=family.input_sizes,
         output_sizes=family.output_sizes,
     )
-    made.reset_parameters(torch.Generator().manual_seed(seed))
     with torch.no_grad():
         for layer in made.masked_layers:
             layer.weight.mul_(2.0)
@@ -212,7 +204,7 @@ def test_incremental_sampling_matches_naive_for_block_families(family):
 def test_categorical_sample_frequencies_match_the_model():
     sizes = (3, 4)
     X = _categorical_chain(600, sizes)
-    est = _fast(distribution="categorical").fit(X)
+    est = fast_made(distribution="categorical").fit(X)
     grid = _grid(sizes)
     expected = np.exp(est.score_samples(grid)) * 20000
     samples = est.sample(20000, random_state=0)
@@ -225,7 +217,7 @@ def test_categorical_sample_frequencies_match_the_model():
 def test_mixture_samples_match_the_model():
     rng = np.random.RandomState(0)
     X = np.concatenate([rng.randn(400) - 3, 0.5 * rng.randn(400) + 2])[:, None]
-    est = _fast(distribution="gaussian", n_components=3).fit(X)
+    est = fast_made(distribution="gaussian", n_components=3).fit(X)
     samples = est.sample(5000, random_state=0)[:, 0]
     cdf = np.vectorize(
         lambda x: integrate.quad(
@@ -250,7 +242,7 @@ def test_auto_picks_a_family_per_column():
             rng.randint(0, 50, 100),  # many integers: continuous
         ]
     ).astype(float)
-    est = _fast(max_iter=2).fit(X)
+    est = fast_made(max_iter=2).fit(X)
     assert list(est.column_distributions_) == [
         "bernoulli",
         "categorical",
@@ -259,9 +251,11 @@ def test_auto_picks_a_family_per_column():
     ]
     assert est.categories_[0] is None
     assert_array_equal(est.categories_[1], [1, 2, 3, 4, 5])
-    est = _fast(max_iter=2, max_categories=60).fit(X)
+    est = fast_made(max_iter=2, max_categories=60).fit(X)
     assert est.column_distributions_[3] == "categorical"
-    est = _fast(max_iter=2, distribution=["auto", "gaussian", "auto", "auto"]).fit(X)
+    est = fast_made(max_iter=2, distribution=["auto", "gaussian", "auto", "auto"]).fit(
+        X
+    )
     assert est.column_distributions_[1] == "gaussian"
 
 
@@ -276,12 +270,12 @@ def test_auto_picks_a_family_per_column():
 def test_bad_per_column_distribution(distribution, message):
     X = np.random.RandomState(0).randint(0, 3, (50, 3)).astype(float)
     with pytest.raises(ValueError, match=message):
-        _fast(distribution=distribution).fit(X)
+        fast_made(distribution=distribution).fit(X)
 
 
 def test_unknown_category_error_or_minus_infinity():
     X = _categorical_chain(200, (3, 3))
-    est = _fast(distribution="categorical").fit(X)
+    est = fast_made(distribution="categorical").fit(X)
     odd = np.array([[0.0, 1.0], [5.0, 1.0]])
     with pytest.raises(ValueError, match=r"Column 0 contains categories \[5.0\]"):
         est.score_samples(odd)
@@ -305,7 +299,7 @@ def test_pandas_categorical_columns():
             "shape": rng.choice(["round", "square"], 300),  # object dtype
         }
     )
-    est = _fast(max_iter=20).fit(frame)
+    est = fast_made(max_iter=20).fit(frame)
     assert list(est.column_distributions_) == ["categorical", "gaussian", "categorical"]
     assert list(est.categories_[0]) == ["red", "green", "blue"]
     assert list(est.categories_[2]) == ["round", "square"]
@@ -328,15 +322,15 @@ def test_pandas_categorical_columns():
     with pytest.raises(ValueError, match="missing values"):
         est.score_samples(missing)
     with pytest.raises(ValueError, match=r"categorical .*dtype"):
-        _fast(distribution="gaussian").fit(frame)
+        fast_made(distribution="gaussian").fit(frame)
 
 
 def test_categorical_fit_is_reproducible_and_warm_starts():
     X = _categorical_chain(200, (3, 4, 2))
-    a = _fast(distribution="categorical").fit(X).score_samples(X)
-    b = _fast(distribution="categorical").fit(X).score_samples(X)
+    a = fast_made(distribution="categorical").fit(X).score_samples(X)
+    b = fast_made(distribution="categorical").fit(X).score_samples(X)
     assert_array_equal(a, b)
-    est = _fast(distribution="categorical", warm_start=True, max_iter=5).fit(X)
+    est = fast_made(distribution="categorical", warm_start=True, max_iter=5).fit(X)
     before = est.score(X)
     est.fit(X)
     assert est.score(X) != before
@@ -363,3 +357,63 @@ def test_autoregressive_property_with_one_hot_blocks(hidden, direct):
         assert np.all(depends[~allowed] == 0)
         if hidden == (30, 4) or direct:  # wide or direct: some allowed path is used
             assert depends[allowed].sum() > 0
+
+
+# ---------------------------------------------------------------- the skeleton
+
+
+def test_every_family_is_a_family_instance():
+    from skmade._families import Bernoulli, Family, Gaussian, column_family
+
+    families = [Bernoulli(), Gaussian(), MixtureOfGaussians(3), Categorical(4)]
+    families += [Table(["bernoulli", "categorical", "gaussian"], [1, 3, 2])]
+    families += [column_family(k, 2) for k in ("bernoulli", "categorical", "gaussian")]
+    for family in families:
+        assert isinstance(family, Family), family
+
+
+def test_table_draws_every_column_as_its_family_does():
+    kinds = ["bernoulli", "categorical", "gaussian", "gaussian", "categorical"]
+    table = Table(kinds, [1, 4, 1, 3, 4])
+    generator = torch.Generator().manual_seed(0)
+    n = 50
+    params = torch.randn(n, int(table.out_starts[-1]), generator=generator)
+    noise = table.noise((n, len(kinds)), generator)
+    drawn = table.draw(params, noise)
+    for d in range(len(kinds)):
+        block = params[:, table.out_starts[d] : table.out_starts[d + 1]]
+        expected = table.draw_variable(d, block.T, noise[:, d])
+        assert_array_equal(drawn[:, d].numpy(), expected.numpy())
+
+
+def test_column_codec_round_trips_and_carries_the_jacobian():
+    from skmade._columns import ColumnCodec
+
+    rng = np.random.RandomState(0)
+    X = np.column_stack(
+        [rng.randint(0, 2, 40), rng.choice([10, 12, 13], 40), rng.randn(40) * 5 + 3]
+    ).astype(float)
+    kinds = ["bernoulli", "categorical", "gaussian"]
+    codec = ColumnCodec.fit(X, np.ones(40), kinds)
+    assert codec.distribution == "mixed"
+    assert_array_equal(codec.categories[1], [10, 11, 12, 13])  # the integer range
+    Z = codec.to_internal(X)
+    assert set(np.unique(Z[:, 1])) <= {0, 2, 3}
+    assert abs(Z[:, 2].mean()) < 1e-12 and abs(Z[:, 2].std() - 1) < 1e-12
+    assert_allclose(codec.from_internal(Z.copy()), X)
+    assert codec.log_jacobian() == pytest.approx(-np.log(X[:, 2].std()))
+    Z_bad, impossible = codec.scoring_values(np.array([[1.0, 11.0, 1e300]]))
+    assert_array_equal(impossible, [[False, False, True]])
+    assert Z_bad[0, 2] == 0.0
+    with pytest.raises(ValueError, match="categories"):
+        codec.check_values(np.array([[1.0, 14.0, 0.0]]))
+
+
+def test_maf_refuses_categorical_columns_by_name():
+    import pandas as pd
+
+    from skmade import MAFDensity
+
+    frame = pd.DataFrame({"x": np.arange(10.0), "colour": ["red", "blue"] * 5})
+    with pytest.raises(ValueError, match=r"continuous columns only.*MADEDensity"):
+        MAFDensity(max_iter=1).fit(frame)

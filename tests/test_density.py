@@ -1,12 +1,16 @@
-import itertools
 import pickle
 
 import joblib
 import numpy as np
 import pytest
 import torch
-from _autoregressive import allowed, dependence
-from _data import correlated_binary as _correlated_binary
+from conftest import (
+    all_binary_vectors,
+    allowed,
+    correlated_binary,
+    dependence,
+    fast_made,
+)
 from numpy.testing import assert_allclose, assert_array_equal
 from scipy import integrate, stats
 from sklearn.base import clone
@@ -19,15 +23,6 @@ from sklearn.preprocessing import StandardScaler
 from skmade import MADEDensity
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-
-
-def _all_binary_vectors(n_features):
-    return np.array(list(itertools.product([0, 1], repeat=n_features)), dtype=float)
-
-
-def _fast(**params):
-    defaults = dict(hidden_layer_sizes=(16,), max_iter=30, random_state=0, device="cpu")
-    return MADEDensity(**{**defaults, **params})
 
 
 # ---------------------------------------------------------------- exact densities
@@ -45,23 +40,23 @@ def _fast(**params):
     ids=["one-mask", "8-order-agnostic", "narrow-layer", "no-hidden", "direct"],
 )
 def test_binary_density_sums_to_one(params):
-    X = _correlated_binary(400, 8)
-    est = _fast(**params).fit(X)
-    total = np.exp(est.score_samples(_all_binary_vectors(8))).sum()
+    X = correlated_binary(400, 8)
+    est = fast_made(**params).fit(X)
+    total = np.exp(est.score_samples(all_binary_vectors(8))).sum()
     assert abs(total - 1) < 1e-4
 
 
 @pytest.mark.parametrize("n_eval_masks", [1, 3, 8])
 def test_subset_of_eval_masks_is_normalized_too(n_eval_masks):
-    est = _fast(n_masks=8, order_agnostic=True, n_eval_masks=n_eval_masks)
-    est.fit(_correlated_binary(300, 6))
-    total = np.exp(est.score_samples(_all_binary_vectors(6))).sum()
+    est = fast_made(n_masks=8, order_agnostic=True, n_eval_masks=n_eval_masks)
+    est.fit(correlated_binary(300, 6))
+    total = np.exp(est.score_samples(all_binary_vectors(6))).sum()
     assert abs(total - 1) < 1e-4
 
 
 def test_ensemble_is_log_mean_exp_of_the_masks():
-    X = _correlated_binary(300, 6)
-    est = _fast(n_masks=4, order_agnostic=True).fit(X)
+    X = correlated_binary(300, 6)
+    est = fast_made(n_masks=4, order_agnostic=True).fit(X)
     per_mask = []
     for k in range(4):
         est.set_params(n_eval_masks=k + 1)
@@ -83,7 +78,7 @@ def _two_moons_2d(n_samples, seed=0):
 def test_gaussian_density_integrates_to_one_in_1d():
     rng = np.random.RandomState(0)
     X = np.concatenate([rng.randn(200, 1) * 0.5 - 2, rng.randn(300, 1) + 3]) * 10
-    est = _fast(max_iter=50).fit(X)
+    est = fast_made(max_iter=50).fit(X)
     assert est.distribution_ == "gaussian"
     grid = np.linspace(X.min() - 60, X.max() + 60, 20001)
     density = np.exp(est.score_samples(grid[:, None]))
@@ -93,7 +88,7 @@ def test_gaussian_density_integrates_to_one_in_1d():
 @pytest.mark.parametrize("n_masks", [1, 4])
 def test_gaussian_density_integrates_to_one_in_2d(n_masks):
     X = _two_moons_2d(500)
-    est = _fast(n_masks=n_masks, order_agnostic=True, max_iter=60).fit(X)
+    est = fast_made(n_masks=n_masks, order_agnostic=True, max_iter=60).fit(X)
     lo, hi = X.min(axis=0), X.max(axis=0)
     width = hi - lo
     g1 = np.linspace(lo[0] - width[0], hi[0] + width[0], 601)
@@ -107,8 +102,8 @@ def test_gaussian_density_integrates_to_one_in_2d(n_masks):
 def test_density_is_in_the_units_of_x():
     # Rescaling the data by c must shift log-densities by -D log c (the Jacobian).
     X = _two_moons_2d(300)
-    a = _fast().fit(X)
-    b = _fast().fit(X * 1000.0)
+    a = fast_made().fit(X)
+    b = fast_made().fit(X * 1000.0)
     assert_allclose(b.score_samples(X * 1000.0), a.score_samples(X) - 2 * np.log(1000))
 
 
@@ -119,14 +114,14 @@ def test_density_is_in_the_units_of_x():
     "params", [dict(n_masks=1), dict(n_masks=5, order_agnostic=True)]
 )
 def test_binary_samples_follow_the_model(params):
-    X = _correlated_binary(500, 4)
-    est = _fast(**params).fit(X)
+    X = correlated_binary(500, 4)
+    est = fast_made(**params).fit(X)
     samples = est.sample(20000, random_state=0)
     assert samples.shape == (20000, 4)
     assert set(np.unique(samples)) <= {0.0, 1.0}
     codes = samples @ (2 ** np.arange(3, -1, -1))
     observed = np.bincount(codes.astype(int), minlength=16)
-    expected = np.exp(est.score_samples(_all_binary_vectors(4))) * 20000
+    expected = np.exp(est.score_samples(all_binary_vectors(4))) * 20000
     assert_allclose(expected.sum(), 20000, rtol=1e-5)
     _, p_value = stats.chisquare(observed, expected * observed.sum() / expected.sum())
     assert p_value > 1e-3
@@ -135,22 +130,22 @@ def test_binary_samples_follow_the_model(params):
 def test_binary_sample_test_detects_a_wrong_sampler():
     # The chi-square test above has power: samples from a model of the same
     # marginals without the dependencies fail it.
-    X = _correlated_binary(500, 4)
-    est = _fast().fit(X)
+    X = correlated_binary(500, 4)
+    est = fast_made().fit(X)
     rng = np.random.RandomState(0)
     independent = np.column_stack([rng.permutation(column) for column in X.T])
-    other = _fast().fit(independent)
+    other = fast_made().fit(independent)
     samples = other.sample(20000, random_state=0)
     codes = samples @ (2 ** np.arange(3, -1, -1))
     observed = np.bincount(codes.astype(int), minlength=16)
-    expected = np.exp(est.score_samples(_all_binary_vectors(4))) * 20000
+    expected = np.exp(est.score_samples(all_binary_vectors(4))) * 20000
     _, p_value = stats.chisquare(observed, expected * observed.sum() / expected.sum())
     assert p_value < 1e-3
 
 
 def test_gaussian_samples_match_the_data():
     X = _two_moons_2d(2000)
-    est = _fast(max_iter=80, hidden_layer_sizes=(32,)).fit(X)
+    est = fast_made(max_iter=80, hidden_layer_sizes=(32,)).fit(X)
     samples = est.sample(4000, random_state=0)
     standardized = (samples - X.mean(axis=0)) / X.std(axis=0)
     assert_allclose(standardized.mean(axis=0), 0, atol=0.15)
@@ -161,7 +156,7 @@ def test_gaussian_samples_match_the_data():
 
 
 def test_sample_is_reproducible_and_validates_n_samples():
-    est = _fast().fit(_correlated_binary(100, 5))
+    est = fast_made().fit(correlated_binary(100, 5))
     assert_array_equal(est.sample(7, random_state=3), est.sample(7, random_state=3))
     assert not np.array_equal(
         est.sample(50, random_state=3), est.sample(50, random_state=4)
@@ -220,8 +215,8 @@ def test_early_stopping_restores_the_best_weights():
 
 
 def test_training_loss_decreases_and_converges():
-    X = _correlated_binary(300, 6)
-    est = _fast(max_iter=500, tol=1e-3, n_iter_no_change=5, learning_rate_init=1e-2)
+    X = correlated_binary(300, 6)
+    est = fast_made(max_iter=500, tol=1e-3, n_iter_no_change=5, learning_rate_init=1e-2)
     est.fit(X)
     assert est.n_iter_ < 500
     assert est.loss_curve_[-1] < est.loss_curve_[0] - 0.5
@@ -230,12 +225,12 @@ def test_training_loss_decreases_and_converges():
 
 def test_stopping_at_max_iter_warns():
     with pytest.warns(ConvergenceWarning, match="max_iter=2"):
-        _fast(max_iter=2).fit(_correlated_binary(50, 4))
+        fast_made(max_iter=2).fit(correlated_binary(50, 4))
 
 
 def test_warm_start_continues_training():
-    X = _correlated_binary(200, 5)
-    est = _fast(max_iter=5, warm_start=True).fit(X)
+    X = correlated_binary(200, 5)
+    est = fast_made(max_iter=5, warm_start=True).fit(X)
     orderings, first_curve = est.orderings_.copy(), list(est.loss_curve_)
     est.fit(X)
     assert est.n_iter_ == 10
@@ -249,24 +244,24 @@ def test_warm_start_continues_training():
 def test_sample_weight_matches_duplicated_rows_in_expectation():
     # Integer weights and duplicated rows give the same objective; a model fitted
     # both ways lands at nearly the same density.
-    X = _correlated_binary(200, 4)
+    X = correlated_binary(200, 4)
     weights = np.random.RandomState(0).randint(1, 4, size=200)
     # No early stopping: the two fits would hold out different rows.
     params = dict(
         max_iter=300, learning_rate_init=1e-2, batch_size=10000, early_stopping=False
     )
-    weighted = _fast(**params).fit(X, sample_weight=weights)
-    duplicated = _fast(**params).fit(np.repeat(X, weights, axis=0))
-    grid = _all_binary_vectors(4)
+    weighted = fast_made(**params).fit(X, sample_weight=weights)
+    duplicated = fast_made(**params).fit(np.repeat(X, weights, axis=0))
+    grid = all_binary_vectors(4)
     assert_allclose(
         np.exp(weighted.score_samples(grid)),
         np.exp(duplicated.score_samples(grid)),
         atol=0.01,
     )
-    zero = _fast(**params).fit(X, sample_weight=np.r_[np.zeros(100), np.ones(100)])
+    zero = fast_made(**params).fit(X, sample_weight=np.r_[np.zeros(100), np.ones(100)])
     assert zero.score(X[100:]) > zero.score(X[:100]) - 5  # sanity: it trained
     with pytest.raises(ValueError, match="at least one non-zero"):
-        _fast().fit(X, sample_weight=np.zeros(200))
+        fast_made().fit(X, sample_weight=np.zeros(200))
 
 
 # ---------------------------------------------------------------- scikit-learn API
@@ -274,7 +269,7 @@ def test_sample_weight_matches_duplicated_rows_in_expectation():
 
 def test_pipeline_grid_search_and_clone():
     X = _two_moons_2d(300)
-    pipe = make_pipeline(StandardScaler(), _fast(max_iter=20))
+    pipe = make_pipeline(StandardScaler(), fast_made(max_iter=20))
     search = GridSearchCV(
         pipe, {"madedensity__hidden_layer_sizes": [(4,), (32,)]}, cv=3
     )
@@ -287,9 +282,9 @@ def test_pipeline_grid_search_and_clone():
 
 
 def test_grid_search_over_hidden_layer_sizes_in_parallel():
-    X = _correlated_binary(300, 6)
+    X = correlated_binary(300, 6)
     search = GridSearchCV(
-        _fast(max_iter=10), {"hidden_layer_sizes": [(8,), (16, 16)]}, cv=2, n_jobs=2
+        fast_made(max_iter=10), {"hidden_layer_sizes": [(8,), (16, 16)]}, cv=2, n_jobs=2
     ).fit(X)
     assert len(search.cv_results_["mean_test_score"]) == 2
     assert np.all(np.isfinite(search.cv_results_["mean_test_score"]))
@@ -298,7 +293,7 @@ def test_grid_search_over_hidden_layer_sizes_in_parallel():
 @pytest.mark.parametrize("how", ["pickle", "joblib"])
 def test_persistence_gives_identical_scores(how, tmp_path):
     X = _two_moons_2d(200)
-    est = _fast(n_masks=3, order_agnostic=True).fit(X)
+    est = fast_made(n_masks=3, order_agnostic=True).fit(X)
     if how == "pickle":
         loaded = pickle.loads(pickle.dumps(est))
     else:
@@ -309,10 +304,12 @@ def test_persistence_gives_identical_scores(how, tmp_path):
 
 
 def test_same_seed_same_model_other_seed_other_masks():
-    X = _correlated_binary(200, 8)
-    a = _fast(n_masks=3, ordering="random", order_agnostic=True).fit(X)
-    b = _fast(n_masks=3, ordering="random", order_agnostic=True).fit(X)
-    c = _fast(n_masks=3, ordering="random", order_agnostic=True, random_state=1).fit(X)
+    X = correlated_binary(200, 8)
+    a = fast_made(n_masks=3, ordering="random", order_agnostic=True).fit(X)
+    b = fast_made(n_masks=3, ordering="random", order_agnostic=True).fit(X)
+    c = fast_made(
+        n_masks=3, ordering="random", order_agnostic=True, random_state=1
+    ).fit(X)
     assert_array_equal(a.score_samples(X), b.score_samples(X))
     assert_array_equal(a.orderings_, b.orderings_)
     assert not np.array_equal(a.orderings_, c.orderings_)
@@ -323,26 +320,26 @@ def test_same_seed_same_model_other_seed_other_masks():
 def test_fit_does_not_touch_global_random_state():
     torch_state = torch.random.get_rng_state()
     np_state = np.random.get_state()[1].copy()  # noqa: NPY002
-    _fast(max_iter=3).fit(_correlated_binary(50, 4)).sample(3, random_state=0)
+    fast_made(max_iter=3).fit(correlated_binary(50, 4)).sample(3, random_state=0)
     assert torch.equal(torch.random.get_rng_state(), torch_state)
     assert_array_equal(np.random.get_state()[1], np_state)  # noqa: NPY002
 
 
 def test_hidden_layer_sizes_accepts_an_int_like_mlp():
-    est = _fast(hidden_layer_sizes=12).fit(_correlated_binary(50, 4))
+    est = fast_made(hidden_layer_sizes=12).fit(correlated_binary(50, 4))
     assert est.module_.layers[0].out_features == 12
 
 
 def test_early_stopping_with_zero_weight_validation_rows():
-    X = _correlated_binary(40, 4)
+    X = correlated_binary(40, 4)
     weights = np.r_[np.ones(20), np.zeros(20)]
-    est = _fast(early_stopping=True, validation_fraction=0.25, max_iter=5)
+    est = fast_made(early_stopping=True, validation_fraction=0.25, max_iter=5)
     est.fit(X, sample_weight=weights)
     assert np.all(np.isfinite(est.validation_scores_))
 
 
 def test_user_ordering_is_used():
-    est = _fast(ordering=[3, 1, 0, 2]).fit(_correlated_binary(100, 4))
+    est = fast_made(ordering=[3, 1, 0, 2]).fit(correlated_binary(100, 4))
     assert_array_equal(est.orderings_, [[3, 1, 0, 2]])
 
 
@@ -350,20 +347,20 @@ def test_pandas_and_float32_input():
     pd = pytest.importorskip("pandas")
     X = _two_moons_2d(200)
     frame = pd.DataFrame(X, columns=["a", "b"])
-    est = _fast().fit(X)
-    from_frame = _fast().fit(frame)
+    est = fast_made().fit(X)
+    from_frame = fast_made().fit(frame)
     assert_array_equal(from_frame.feature_names_in_, ["a", "b"])
     assert_array_equal(from_frame.score_samples(frame), est.score_samples(X))
-    est32 = _fast().fit(X.astype(np.float32))
+    est32 = fast_made().fit(X.astype(np.float32))
     scores = est32.score_samples(X.astype(np.float32))
     assert scores.dtype == np.float64
     assert_allclose(scores, est.score_samples(X), rtol=1e-4)
 
 
 def test_explicit_distributions():
-    X = _correlated_binary(100, 4)
-    assert _fast().fit(X).distribution_ == "bernoulli"
-    gaussian = _fast(distribution="gaussian").fit(
+    X = correlated_binary(100, 4)
+    assert fast_made().fit(X).distribution_ == "bernoulli"
+    gaussian = fast_made(distribution="gaussian").fit(
         X + 0.01 * np.random.RandomState(0).randn(100, 4)
     )
     assert gaussian.distribution_ == "gaussian"
@@ -380,7 +377,7 @@ def test_degenerate_columns_give_finite_scores():
             rng.randn(300) * 1e-4,
         ]
     )
-    est = _fast(max_iter=60).fit(X)
+    est = fast_made(max_iter=60).fit(X)
     assert np.all(np.isfinite(est.loss_curve_))
     assert np.all(np.isfinite(est.score_samples(X)))
     assert est.scale_[1] == 1.0
@@ -388,7 +385,7 @@ def test_degenerate_columns_give_finite_scores():
 
 def test_one_feature():
     X = np.random.RandomState(0).randn(300, 1) * 2 + 1
-    est = _fast(max_iter=200, learning_rate_init=1e-2, n_components=1).fit(X)
+    est = fast_made(max_iter=200, learning_rate_init=1e-2, n_components=1).fit(X)
     # One variable: the model is a single Gaussian, close to the sample's.
     expected = stats.norm(X.mean(), X.std()).logpdf(X[:, 0]).mean()
     assert abs(est.score(X) - expected) < 0.05
@@ -398,7 +395,7 @@ def test_one_feature():
 
 
 def _fitted():
-    return _fast(max_iter=3).fit(_correlated_binary(60, 4))
+    return fast_made(max_iter=3).fit(correlated_binary(60, 4))
 
 
 def _state(est):
@@ -432,9 +429,9 @@ BAD_FIT_INPUT = [
         "columns \\[1, 3\\]",
     ),
     (np.array([["a", "b", "c", "d"]] * 4), {}, "could not convert"),
-    (_correlated_binary(2, 4), {"early_stopping": True}, "for validation"),
-    (_correlated_binary(10, 4), {"ordering": [0, 1, 2]}, "length 4"),
-    (_correlated_binary(10, 4), {"n_masks": 2, "n_eval_masks": 3}, "n_eval_masks=3"),
+    (correlated_binary(2, 4), {"early_stopping": True}, "for validation"),
+    (correlated_binary(10, 4), {"ordering": [0, 1, 2]}, "length 4"),
+    (correlated_binary(10, 4), {"n_masks": 2, "n_eval_masks": 3}, "n_eval_masks=3"),
 ]
 
 
@@ -450,8 +447,8 @@ def test_bad_fit_input_raises_and_leaves_the_fitted_model_unchanged(X, params, m
 
 def test_bad_fit_input_with_feature_names_keeps_feature_names():
     pd = pytest.importorskip("pandas")
-    est = _fast(max_iter=3).fit(
-        pd.DataFrame(_correlated_binary(60, 2), columns=["a", "b"])
+    est = fast_made(max_iter=3).fit(
+        pd.DataFrame(correlated_binary(60, 2), columns=["a", "b"])
     )
     with pytest.raises(ValueError, match="NaN"):
         est.fit(pd.DataFrame([[0, np.nan], [1, 0]], columns=["x", "y"]))
@@ -476,7 +473,7 @@ def test_cuda_unavailable_is_a_clear_error():
     if torch.cuda.is_available():
         pytest.skip("CUDA is available here")
     with pytest.raises(ValueError, match=r"torch.cuda.is_available\(\) is False"):
-        _fast(device="cuda").fit(_correlated_binary(20, 3))
+        fast_made(device="cuda").fit(correlated_binary(20, 3))
 
 
 # ---------------------------------------------------------------- GPU
@@ -485,7 +482,7 @@ def test_cuda_unavailable_is_a_clear_error():
 @cuda
 def test_cuda_fit_matches_cpu_density_and_loads_on_cpu(tmp_path):
     X = _two_moons_2d(300)
-    est = _fast(device="cuda", n_masks=2).fit(X)
+    est = fast_made(device="cuda", n_masks=2).fit(X)
     assert next(est.module_.parameters()).device.type == "cuda"
     joblib.dump(est, tmp_path / "gpu.joblib")
     loaded = joblib.load(tmp_path / "gpu.joblib")
@@ -500,8 +497,8 @@ def test_cuda_fit_matches_cpu_density_and_loads_on_cpu(tmp_path):
 def test_training_keeps_unused_weights_zero_and_the_model_autoregressive(n_masks):
     # With one mask the network skips the mask product and relies on weights
     # outside the mask staying exactly zero through Adam and the L2 term.
-    X = _correlated_binary(300, 6)
-    est = _fast(n_masks=n_masks, order_agnostic=True, alpha=1.0, max_iter=20).fit(X)
+    X = correlated_binary(300, 6)
+    est = fast_made(n_masks=n_masks, order_agnostic=True, alpha=1.0, max_iter=20).fit(X)
     module = est.module_
     for i, layer in enumerate(module.layers):
         used = torch.zeros_like(layer.weight, dtype=torch.bool)
@@ -515,8 +512,8 @@ def test_training_keeps_unused_weights_zero_and_the_model_autoregressive(n_masks
 
 
 def test_warm_start_then_sample_uses_the_new_weights():
-    X = _correlated_binary(300, 6)
-    est = _fast(max_iter=2, warm_start=True).fit(X)
+    X = correlated_binary(300, 6)
+    est = fast_made(max_iter=2, warm_start=True).fit(X)
     first = est.sample(2000, random_state=0)
     est.set_params(max_iter=150, learning_rate_init=1e-2).fit(X)
     second = est.sample(2000, random_state=0)
@@ -524,7 +521,7 @@ def test_warm_start_then_sample_uses_the_new_weights():
     # The samples now follow the retrained model: chi-square against its density.
     codes = second @ (2 ** np.arange(5, -1, -1))
     observed = np.bincount(codes.astype(int), minlength=64)
-    expected = np.exp(est.score_samples(_all_binary_vectors(6)))
+    expected = np.exp(est.score_samples(all_binary_vectors(6)))
     _, p_value = stats.chisquare(observed, expected * observed.sum() / expected.sum())
     assert p_value > 1e-3
 
@@ -537,8 +534,8 @@ def test_warm_start_then_sample_uses_the_new_weights():
 )
 @pytest.mark.parametrize("kind", ["binary", "gaussian"])
 def test_score_features_sum_to_score_samples(params, kind):
-    X = _correlated_binary(300, 6) if kind == "binary" else _two_moons_2d(300) * 3
-    est = _fast(**params).fit(X)
+    X = correlated_binary(300, 6) if kind == "binary" else _two_moons_2d(300) * 3
+    est = fast_made(**params).fit(X)
     contributions = est.score_features(X[:50])
     assert contributions.shape == (50, X.shape[1])
     assert_allclose(contributions.sum(axis=1), est.score_samples(X[:50]), atol=1e-6)
@@ -547,9 +544,9 @@ def test_score_features_sum_to_score_samples(params, kind):
 def test_score_features_of_one_mask_are_the_conditionals():
     # Natural ordering, binary: feature 0's contribution is log p(x_0), a marginal
     # that no other feature changes; feature d's depends only on features <= d.
-    X = _correlated_binary(400, 5)
-    est = _fast(max_iter=100, ordering="natural").fit(X)
-    rows = _all_binary_vectors(5)
+    X = correlated_binary(400, 5)
+    est = fast_made(max_iter=100, ordering="natural").fit(X)
+    rows = all_binary_vectors(5)
     contributions = est.score_features(rows)
     first = contributions[:, 0]
     assert_allclose(first[rows[:, 0] == 0], first[rows[:, 0] == 0][0])
@@ -563,8 +560,8 @@ def test_score_features_of_one_mask_are_the_conditionals():
 
 
 def test_score_features_point_at_the_corrupted_feature():
-    X = _correlated_binary(1000, 8)
-    est = _fast(max_iter=100, hidden_layer_sizes=(32,)).fit(X)
+    X = correlated_binary(1000, 8)
+    est = fast_made(max_iter=100, hidden_layer_sizes=(32,)).fit(X)
     normal = np.zeros((1, 8))  # an all-zero chain is likely
     corrupted = normal.copy()
     corrupted[0, 4] = 1  # breaks the chain at feature 4
@@ -578,22 +575,22 @@ def test_score_features_point_at_the_corrupted_feature():
 
 
 def test_partial_fit_trains_one_epoch_per_call_and_keeps_the_optimizer():
-    X = _correlated_binary(400, 6)
-    est = _fast(learning_rate_init=1e-2)
+    X = correlated_binary(400, 6)
+    est = fast_made(learning_rate_init=1e-2)
     for _ in range(30):
         est.partial_fit(X)
     assert est.n_iter_ == 30 and len(est.loss_curve_) == 30
     assert est.loss_curve_[-1] < est.loss_curve_[0] - 0.5
     # Thirty partial_fit epochs land where a 30-epoch fit does (same objective and
     # optimizer; the shuffles differ), far from where 30 fresh-optimizer restarts do.
-    full = _fast(learning_rate_init=1e-2, max_iter=30, early_stopping=False).fit(X)
+    full = fast_made(learning_rate_init=1e-2, max_iter=30, early_stopping=False).fit(X)
     assert abs(est.score(X) - full.score(X)) < 0.05
     assert est._optimizer is not None
 
 
 def test_partial_fit_picks_up_a_new_learning_rate_and_survives_pickling():
-    X = _correlated_binary(200, 5)
-    est = _fast().partial_fit(X)
+    X = correlated_binary(200, 5)
+    est = fast_made().partial_fit(X)
     est.set_params(learning_rate_init=0.123).partial_fit(X)
     assert est._optimizer.param_groups[0]["lr"] == 0.123
     loaded = pickle.loads(pickle.dumps(est))
@@ -603,8 +600,8 @@ def test_partial_fit_picks_up_a_new_learning_rate_and_survives_pickling():
 
 
 def test_partial_fit_ignores_early_stopping_and_checks_features():
-    X = _correlated_binary(50, 5)
-    est = _fast(early_stopping=True).partial_fit(X)
+    X = correlated_binary(50, 5)
+    est = fast_made(early_stopping=True).partial_fit(X)
     assert est.validation_scores_ is None
     with pytest.raises(ValueError, match="has 4 features"):
         est.partial_fit(X[:, :4])
@@ -612,14 +609,14 @@ def test_partial_fit_ignores_early_stopping_and_checks_features():
 
 
 def _fit_and_count_threads(X):
-    est = _fast(max_iter=2).fit(X)
+    est = fast_made(max_iter=2).fit(X)
     return torch.get_num_threads(), est.n_iter_
 
 
 def test_parallel_fits_do_not_oversubscribe_cores():
     # joblib's default (loky) workers limit torch's threads so that n_jobs fits
     # share the cores instead of each using all of them.
-    X = _correlated_binary(50, 4)
+    X = correlated_binary(50, 4)
     results = joblib.Parallel(n_jobs=2)(
         joblib.delayed(_fit_and_count_threads)(X) for _ in range(2)
     )
@@ -686,7 +683,7 @@ def test_dataframe_column_errors_name_the_problem():
     frame = pd.DataFrame(
         {"a": rng.rand(60), "b": pd.Categorical(rng.choice(["x", "y"], 60))}
     )
-    est = _fast(max_iter=2).fit(frame)
+    est = fast_made(max_iter=2).fit(frame)
     for method in (est.score_samples, est.score_features, est.partial_fit):
         with pytest.raises(ValueError, match=r"another order.*feature_names_in_"):
             method(frame[["b", "a"]])
@@ -694,7 +691,7 @@ def test_dataframe_column_errors_name_the_problem():
             method(frame.rename(columns={"a": "c"}))
     dated = frame.assign(t=pd.date_range("2020-01-01", periods=60))
     with pytest.raises(ValueError, match="Column 't' has dtype datetime64"):
-        _fast(max_iter=2).fit(dated)
+        fast_made(max_iter=2).fit(dated)
 
 
 def test_standardization_holds_for_any_finite_magnitude():
@@ -706,10 +703,12 @@ def test_standardization_holds_for_any_finite_magnitude():
         rng.standard_normal(120),
     ]
     with np.errstate(over="raise", invalid="raise", divide="raise"):
-        est = _fast(max_iter=3, early_stopping=False, distribution="gaussian").fit(X)
+        est = fast_made(max_iter=3, early_stopping=False, distribution="gaussian").fit(
+            X
+        )
         scores = est.score_samples(X)
         # 'auto' makes the constant 1e54 column categorical (one category).
-        auto_scores = _fast(max_iter=3).fit(X).score_samples(X)
+        auto_scores = fast_made(max_iter=3).fit(X).score_samples(X)
     assert np.all(np.isfinite(scores)) and np.all(np.isfinite(auto_scores))
     units = np.array([1e200, 1e-300])
     assert_allclose(est.scale_[:2], (X[:, :2] / units).std(axis=0) * units, rtol=1e-6)

@@ -1,23 +1,7 @@
 import numpy as np
 import pytest
 import torch
-from _autoregressive import allowed, dependence
-
-from skmade._masks import make_degrees, make_orderings
-from skmade._nn import MADE
-
-
-def _made(
-    n_features, hidden, n_masks, n_params=1, seed=0, order_agnostic=True, direct=False
-):
-    rng = np.random.RandomState(seed)
-    orderings = make_orderings("random", n_features, n_masks, order_agnostic, rng)
-    degrees = make_degrees(orderings, hidden, rng)
-    made = MADE([torch.from_numpy(d) for d in degrees], n_params, direct=direct)
-    made.reset_parameters(torch.Generator().manual_seed(seed))
-    # Random biases and weights everywhere, so that a zero Jacobian entry can only
-    # come from the masks.
-    return made, orderings
+from conftest import allowed, dependence, random_made
 
 
 @pytest.mark.parametrize(
@@ -35,7 +19,9 @@ def _made(
 @pytest.mark.parametrize("n_params", [1, 2])
 @pytest.mark.parametrize("direct", [False, True])
 def test_autoregressive_property_for_every_mask(n_features, hidden, n_params, direct):
-    made, orderings = _made(n_features, hidden, 4, n_params=n_params, direct=direct)
+    made, orderings = random_made(
+        n_features, hidden, 4, n_params=n_params, direct=direct
+    )
     x = torch.randn(3, n_features, generator=torch.Generator().manual_seed(1))
     for k in range(made.n_masks):
         depends = dependence(made, k, x)  # (p, d, j)
@@ -48,13 +34,13 @@ def test_autoregressive_property_for_every_mask(n_features, hidden, n_params, di
 def test_wide_network_uses_every_allowed_connection():
     # The masks must not be stricter than necessary: with wide layers every output
     # sees every variable before it (the test above only checks the forbidden ones).
-    made, orderings = _made(5, (200,), n_masks=1)
+    made, orderings = random_made(5, (200,), n_masks=1)
     x = torch.randn(2, 5)
     assert torch.all(dependence(made, 0, x)[0][allowed(orderings[0])] > 0)
 
 
 def test_narrow_layer_outputs_keep_their_bias():
-    made, _ = _made(8, (2,), n_masks=3, seed=3)
+    made, _ = random_made(8, (2,), n_masks=3, seed=3)
     x = torch.zeros(1, 8)
     with torch.no_grad():
         made.layers[-1].bias.copy_(torch.arange(8.0))
@@ -69,7 +55,7 @@ def test_narrow_layer_outputs_keep_their_bias():
 
 
 def test_weights_unused_by_every_mask_are_exactly_zero():
-    made, _ = _made(10, (30, 30), n_masks=2)
+    made, _ = random_made(10, (30, 30), n_masks=2)
     for i, layer in enumerate(made.layers):
         used = made.masks(0)[i].bool() | made.masks(1)[i].bool()
         assert torch.all(layer.weight[~used] == 0)
@@ -77,8 +63,8 @@ def test_weights_unused_by_every_mask_are_exactly_zero():
 
 
 def test_same_generator_seed_gives_same_weights():
-    a, _ = _made(6, (10,), n_masks=2, seed=4)
-    b, _ = _made(6, (10,), n_masks=2, seed=4)
+    a, _ = random_made(6, (10,), n_masks=2, seed=4)
+    b, _ = random_made(6, (10,), n_masks=2, seed=4)
     for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
         torch.testing.assert_close(pa, pb, rtol=0, atol=0)
 
@@ -87,7 +73,7 @@ def test_same_generator_seed_gives_same_weights():
 def test_direct_connections_reach_every_earlier_variable(n_masks):
     # Even with a hidden layer of one unit, direct weights connect each output to
     # every variable before it (and to nothing else).
-    made, orderings = _made(6, (1,), n_masks=n_masks, direct=True)
+    made, orderings = random_made(6, (1,), n_masks=n_masks, direct=True)
     x = torch.randn(2, 6)
     for k in range(n_masks):
         depends, ok = dependence(made, k, x)[0], allowed(orderings[k])

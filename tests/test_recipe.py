@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 import pytest
-from _data import correlated_binary as _chain
+from conftest import correlated_binary as _chain
 from numpy.testing import assert_allclose, assert_array_equal
 from scipy.stats import multivariate_normal
 from sklearn.covariance import oas

@@ -1,11 +1,9 @@
-import numpy as np
 import pytest
 import torch
+from conftest import random_made
 from numpy.testing import assert_array_equal
 
 from skmade._families import Bernoulli, Gaussian
-from skmade._masks import make_degrees, make_orderings
-from skmade._nn import MADE
 from skmade._sampling import sample_incremental, sample_naive
 
 ARCHITECTURES = [
@@ -22,11 +20,9 @@ ARCHITECTURES = [
 def _made(
     n_features, hidden, family, n_masks=3, seed=0, dtype=torch.float64, direct=False
 ):
-    rng = np.random.RandomState(seed)
-    orderings = make_orderings("random", n_features, n_masks, True, rng)
-    degrees = make_degrees(orderings, hidden, rng)
-    made = MADE([torch.from_numpy(d) for d in degrees], family.n_params, direct=direct)
-    made.reset_parameters(torch.Generator().manual_seed(seed))
+    made, _ = random_made(
+        n_features, hidden, n_masks, family.n_params, seed=seed, direct=direct
+    )
     # Informative conditionals: random biases, and for Bernoulli large weights (a
     # Gaussian chain with large weights would overflow through the autoregression).
     scale = 3.0 if family is Bernoulli else 0.5
