@@ -37,7 +37,6 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import torch
 from scipy.stats import rankdata
 from sklearn import datasets
 from sklearn.covariance import EllipticEnvelope
@@ -49,11 +48,10 @@ from sklearn.neighbors import KernelDensity, LocalOutlierFactor
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import OneClassSVM
 
-import skmade
 from skmade import MADEOutlierDetector
 
-HERE = Path(__file__).resolve().parent
-DEFAULT_DATA = HERE.parent.parent / "shared" / "data" / "adbench"
+from ._common import ADBENCH, RESULTS, environment, write_json, write_markdown
+
 SEEDS = (0, 1, 2)
 
 
@@ -251,7 +249,7 @@ TITLES = {
 }
 
 
-def write_markdown(results: dict, path: Path) -> None:
+def report(results: dict, path: Path) -> None:
     names = list(results["sets"][0]["methods"])
     pyod = results.get("pyod")
     lines = [
@@ -312,15 +310,15 @@ def write_markdown(results: dict, path: Path) -> None:
             f"| {s['set']} | {made['fit_s']:.2f} | {made['score_s']:.3f} | "
             f"{forest['fit_s']:.2f} | {forest['score_s']:.3f} |"
         )
-    path.write_text("\n".join(lines) + "\n")
+    write_markdown(path, lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--suite", choices=("adbench", "dev"), default="adbench")
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--data", type=Path, default=ADBENCH)
     parser.add_argument("--sets", nargs="*", help="set names (default: all)")
-    parser.add_argument("--out", type=Path, default=HERE / "results")
+    parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     warnings.simplefilter("ignore", ConvergenceWarning)
     # EllipticEnvelope's MinCovDet warns on every near-singular covariance step.
@@ -339,13 +337,9 @@ def main() -> None:
         import pyod
     except ImportError:
         pyod = None
-    results = {
-        "suite": args.suite,
-        "skmade": skmade.__version__,
-        "torch": torch.__version__,
-        "pyod": getattr(pyod, "__version__", None),
-        "sets": [],
-    }
+    results = environment(
+        suite=args.suite, pyod=getattr(pyod, "__version__", None), sets=[]
+    )
     for name, X, y in tasks:
         start = time.perf_counter()
         results["sets"].append(run_set(name, X, y))
@@ -367,11 +361,10 @@ def main() -> None:
         m: float(np.mean([s["methods"][m]["roc_auc"] for s in results["sets"]]))
         for m in names
     }
-    args.out.mkdir(parents=True, exist_ok=True)
     stem = "anomaly" + ("_dev" if args.suite == "dev" else "")
     stem += "_subset" if args.sets else ""
-    (args.out / f"{stem}.json").write_text(json.dumps(results, indent=2) + "\n")
-    write_markdown(results, args.out / f"{stem}.md")
+    write_json(args.out / f"{stem}.json", results)
+    report(results, args.out / f"{stem}.md")
     print(json.dumps({"mean_rank": ranks.mean(axis=0).round(2).tolist()}))
 
 

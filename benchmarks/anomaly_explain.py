@@ -27,11 +27,17 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-import skmade
-from benchmarks.anomaly import DEFAULT_DATA, split
+from benchmarks._common import (
+    ADBENCH,
+    DOCS,
+    RESULTS,
+    environment,
+    write_json,
+    write_markdown,
+)
+from benchmarks.anomaly import split
 from skmade import MADEOutlierDetector
 
-HERE = Path(__file__).resolve().parent
 FEATURES = ["age", "TSH", "T3", "TT4", "T4U", "FTI"]
 
 
@@ -67,7 +73,7 @@ def explain(data: Path, top: int, seed: int = 0) -> dict:
     ]
     counts = {f: int(np.sum(blamed == j)) for j, f in enumerate(FEATURES)}
     return {
-        "skmade": skmade.__version__,
+        **environment(),
         "seed": seed,
         "roc_auc": float(roc_auc_score(y_test, -scores)),
         "top": top,
@@ -138,7 +144,7 @@ def plot(result: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def write_markdown(result: dict, path: Path) -> None:
+def report(result: dict, path: Path) -> None:
     lines = [
         "# Explaining anomalies on thyroid",
         "",
@@ -166,23 +172,22 @@ def write_markdown(result: dict, path: Path) -> None:
             f"{r['blamed']} | {r['blamed_value']:.4f} | "
             f"{r['blamed_percentile']:.1f} | {r['score']:.1f} |"
         )
-    path.write_text("\n".join(lines) + "\n")
+    write_markdown(path, lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--data", type=Path, default=ADBENCH)
     parser.add_argument("--top", type=int, default=20)
-    parser.add_argument("--out", type=Path, default=HERE / "results")
+    parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     if not (args.data / "thyroid.npz").is_file():
         raise SystemExit(f"thyroid.npz not found in {args.data}; pass --data DIR.")
     result = explain(args.data, args.top)
-    plot(result, HERE.parent / "docs" / "anomaly_explanation.png")
+    plot(result, DOCS / "anomaly_explanation.png")
     result.pop("_plot")
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "anomaly_explain.json").write_text(json.dumps(result, indent=2) + "\n")
-    write_markdown(result, args.out / "anomaly_explain.md")
+    write_json(args.out / "anomaly_explain.json", result)
+    report(result, args.out / "anomaly_explain.md")
     print(json.dumps({k: result[k] for k in ("roc_auc", "blame_counts")}))
 
 

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import time
 import warnings
 from pathlib import Path
@@ -47,11 +46,17 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.neighbors import KernelDensity
 from sklearn.preprocessing import StandardScaler
 
-import skmade
 from skmade import MADEDensity, MAFDensity
 
-HERE = Path(__file__).resolve().parent
-ADBENCH = HERE.parent.parent / "shared" / "data" / "adbench"
+from ._common import (
+    ADBENCH,
+    RESULTS,
+    environment,
+    load_npz,
+    write_json,
+    write_markdown,
+)
+
 SKLEARN_SETS = {
     "breast_cancer": datasets.load_breast_cancer,
     "wine": datasets.load_wine,
@@ -68,10 +73,9 @@ def load(name: str) -> np.ndarray | None:
     if name in SKLEARN_SETS:
         X = SKLEARN_SETS[name]().data.astype(np.float64)
     else:
-        path = ADBENCH / f"{name}.npz"
-        if not path.exists():
+        data = load_npz(ADBENCH / f"{name}.npz")
+        if data is None:
             return None
-        data = np.load(path, allow_pickle=False)
         X = data["X"][data["y"] == 0].astype(np.float64)
         if X.shape[0] > MAX_ROWS:
             X = X[np.random.RandomState(0).choice(X.shape[0], MAX_ROWS, replace=False)]
@@ -214,7 +218,7 @@ def run_set(name: str, X: np.ndarray, seeds: int) -> dict:
     }
 
 
-def write_markdown(results: dict, path: Path) -> None:
+def report(results: dict, path: Path) -> None:
     names = list(results["sets"][0]["models"])
     lines = [
         "# Continuous density estimation",
@@ -252,7 +256,7 @@ def write_markdown(results: dict, path: Path) -> None:
             for m in names
         ]
         lines.append(f"| {s['set']} | " + " | ".join(cells) + " |")
-    path.write_text("\n".join(lines) + "\n")
+    write_markdown(path, lines)
 
 
 def main() -> None:
@@ -260,15 +264,10 @@ def main() -> None:
     names = [*SKLEARN_SETS, *ADBENCH_SETS]
     parser.add_argument("--sets", nargs="*", default=names, choices=names)
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--out", type=Path, default=HERE / "results")
+    parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     warnings.simplefilter("ignore", ConvergenceWarning)
-    results = {
-        "skmade": skmade.__version__,
-        "torch": torch.__version__,
-        "seeds": args.seeds,
-        "sets": [],
-    }
+    results = environment(seeds=args.seeds, sets=[])
     for name in args.sets:
         X = load(name)
         if X is None:
@@ -280,9 +279,8 @@ def main() -> None:
             m: round(r["test_ll"], 2) for m, r in results["sets"][-1]["models"].items()
         }
         print(f"{name} ({time.perf_counter() - start:.0f} s): {lls}", flush=True)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "continuous.json").write_text(json.dumps(results, indent=2) + "\n")
-    write_markdown(results, args.out / "continuous.md")
+    write_json(args.out / "continuous.json", results)
+    report(results, args.out / "continuous.md")
 
 
 if __name__ == "__main__":

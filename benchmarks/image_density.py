@@ -17,20 +17,25 @@ Writes ``benchmarks/results/image_density.json``, ``.md`` and
 from __future__ import annotations
 
 import argparse
-import json
 import time
 import warnings
 from pathlib import Path
 
 import numpy as np
-import torch
 from sklearn.datasets import load_sample_image
 from sklearn.exceptions import ConvergenceWarning
 
-import skmade
 from skmade import MADEDensity
 
-HERE = Path(__file__).resolve().parent
+from ._common import (
+    DOCS,
+    RESULTS,
+    environment,
+    markdown_table,
+    write_json,
+    write_markdown,
+)
+
 SIZE = 200
 
 
@@ -62,8 +67,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--train", type=int, default=300_000)
     parser.add_argument("--test", type=int, default=20_000)
-    parser.add_argument("--out", type=Path, default=HERE / "results")
-    parser.add_argument("--figure", type=Path, default=HERE.parent / "docs")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--figure", type=Path, default=DOCS)
     args = parser.parse_args()
     warnings.simplefilter("ignore", ConvergenceWarning)
 
@@ -125,16 +130,22 @@ def main() -> None:
         if best is None or test_nll < rows[best[0]]["test_nll"]:
             best = (name, est)
 
-    results = {
-        "skmade": skmade.__version__,
-        "torch": torch.__version__,
-        "entropy": entropy,
-        "n_train": args.train,
-        "n_test": args.test,
-        "models": rows,
-    }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "image_density.json").write_text(json.dumps(results, indent=2) + "\n")
+    results = environment(
+        entropy=entropy, n_train=args.train, n_test=args.test, models=rows
+    )
+    write_json(args.out / "image_density.json", results)
+    table_rows = []
+    for name, r in rows.items():
+        fit = f"{r['fit_seconds']:.0f} s" if "fit_seconds" in r else "-"
+        epochs = r.get("epochs", "-")
+        sample = (
+            f"{r['sample_100k_seconds']:.2f} s" if "sample_100k_seconds" in r else "-"
+        )
+        nll = r["test_nll"]
+        table_rows.append(
+            [name, f"{nll:.4f}", f"{nll - entropy:+.4f}", fit, epochs, sample]
+        )
+    header = ["model", "test NLL", "gap to entropy", "fit", "epochs", "sample 100k"]
     lines = [
         "# 2-D discrete density: a 200x200 photograph as a probability table",
         "",
@@ -143,20 +154,9 @@ def main() -> None:
         "categorical columns of 200 categories. Test NLL in nats (lower is better); "
         "the gap to the entropy is what a model leaves on the table.",
         "",
-        "| model | test NLL | gap to entropy | fit | epochs | sample 100k |",
-        "|---|---|---|---|---|---|",
+        *markdown_table(header, table_rows),
     ]
-    for name, r in rows.items():
-        fit = f"{r['fit_seconds']:.0f} s" if "fit_seconds" in r else "-"
-        epochs = r.get("epochs", "-")
-        sample = (
-            f"{r['sample_100k_seconds']:.2f} s" if "sample_100k_seconds" in r else "-"
-        )
-        lines.append(
-            f"| {name} | {r['test_nll']:.4f} | {r['test_nll'] - entropy:+.4f} | "
-            f"{fit} | {epochs} | {sample} |"
-        )
-    (args.out / "image_density.md").write_text("\n".join(lines) + "\n")
+    write_markdown(args.out / "image_density.md", lines)
 
     import matplotlib
 

@@ -15,7 +15,6 @@ Writes ``benchmarks/results/maf_peers.json`` and ``benchmarks/results/maf_peers.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 import warnings
@@ -26,9 +25,9 @@ import torch
 import zuko
 from sklearn.exceptions import ConvergenceWarning
 
-import skmade
 from skmade import MAFDensity
 
+from ._common import RESULTS, environment, markdown_table, write_json, write_markdown
 from ._timing import fit_seconds, median_seconds
 
 HERE = Path(__file__).resolve().parent
@@ -57,7 +56,7 @@ def zuko_epoch(flow, optimizer, x_all, generator) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--out", type=Path, default=HERE / "results")
+    parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     warnings.simplefilter("ignore", ConvergenceWarning)
     X = data()
@@ -107,20 +106,25 @@ def main() -> None:
             median_seconds(lambda: fitted.sample(10_000, random_state=0), args.repeats),
         ),
     }
-    results = {
-        "skmade": skmade.__version__,
-        "zuko": zuko.__version__,
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "rows": X.shape[0],
-        "features": X.shape[1],
-        "timings": {
+    results = environment(
+        zuko=zuko.__version__,
+        rows=X.shape[0],
+        features=X.shape[1],
+        timings={
             name: {"zuko_s": z, "skmade_s": o, "ratio": o / z}
             for name, (z, o) in timings.items()
         },
-    }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "maf_peers.json").write_text(json.dumps(results, indent=2) + "\n")
+    )
+    write_json(args.out / "maf_peers.json", results)
+    rows = [
+        [
+            name.replace("_", " "),
+            f"{t['zuko_s'] * 1e3:.1f} ms",
+            f"{t['skmade_s'] * 1e3:.1f} ms",
+            f"{t['ratio']:.2f}x",
+        ]
+        for name, t in results["timings"].items()
+    ]
     lines = [
         "# MAF speed: MAFDensity vs zuko.flows.MAF (same architecture, same run)",
         "",
@@ -130,16 +134,9 @@ def main() -> None:
         f"{X.shape[1]} features; medians of {args.repeats} alternating repeats. Ratio "
         "below 1: skmade is faster.",
         "",
-        "| operation | zuko MAF | MAFDensity | ratio |",
-        "|---|---|---|---|",
+        *markdown_table(["operation", "zuko MAF", "MAFDensity", "ratio"], rows),
     ]
-    for name, t in results["timings"].items():
-        lines.append(
-            f"| {name.replace('_', ' ')} | {t['zuko_s'] * 1e3:.1f} ms | "
-            f"{t['skmade_s'] * 1e3:.1f} ms | {t['ratio']:.2f}x |"
-        )
-    (args.out / "maf_peers.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_markdown(args.out / "maf_peers.md", lines, echo=True)
 
 
 if __name__ == "__main__":

@@ -24,31 +24,18 @@ import time
 import warnings
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from sklearn.exceptions import ConvergenceWarning
 
-import skmade
 from skmade import MADEDensity
 from skmade._families import Bernoulli
 
+from ._common import MNIST, RESULTS, environment, load_mnist, write_json, write_markdown
 from ._timing import fit_seconds, median_seconds
 
-HERE = Path(__file__).resolve().parent
-DEFAULT_DATA = HERE.parent.parent / "shared" / "data" / "binarized_mnist.npz"
 HIDDEN = 500
 ALPHA = 1e-4
-
-
-def load(path: Path, rows: int) -> tuple[np.ndarray, np.ndarray]:
-    if not path.exists():
-        raise SystemExit(
-            f"Binarized MNIST not found at {path}. Pass --data PATH to the "
-            "binarized_mnist.npz file (keys train, valid, test)."
-        )
-    data = np.load(path, allow_pickle=False)
-    return data["train"][:rows].astype(np.float32), data["test"].astype(np.float32)
 
 
 class DenseMLP(torch.nn.Module):
@@ -195,7 +182,7 @@ def scoring(X_test, repeats: int) -> dict:
     }
 
 
-def write_markdown(results: dict, path: Path) -> None:
+def report(results: dict, path: Path) -> None:
     lines = [
         "# Masking cost: MADEDensity vs a dense MLP (784-500-784, same run)",
         "",
@@ -257,7 +244,7 @@ def write_markdown(results: dict, path: Path) -> None:
         "free. MADEDensity's epoch time does not depend on it. The first "
         "MADEDensity epoch includes one-off set-up (allocation, mask cache).",
     ]
-    path.write_text("\n".join(lines) + "\n")
+    write_markdown(path, lines, echo=True)
 
 
 def _cpu_model() -> str:
@@ -272,22 +259,17 @@ def _cpu_model() -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--data", type=Path, default=MNIST)
     parser.add_argument("--rows", type=int, default=50000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--trap-epochs", type=int, default=6)
-    parser.add_argument("--out", type=Path, default=HERE / "results")
+    parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     warnings.simplefilter("ignore", ConvergenceWarning)
 
-    X, X_test = load(args.data, args.rows)
-    results = {
-        "skmade": skmade.__version__,
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "machine": f"{platform.machine()}, {_cpu_model()}",
-        "training": [],
-    }
+    X, X_test = load_mnist(args.data, ("train", "test"))
+    X = X[: args.rows]
+    results = environment(machine=f"{platform.machine()}, {_cpu_model()}", training=[])
     for batch_size in (100, 1024):
         results["training"].append(training_epochs(X, batch_size, args.repeats))
         print(json.dumps(results["training"][-1], indent=1))
@@ -296,10 +278,8 @@ def main() -> None:
     results["denormals"] = denormal_trap(X, 100, args.trap_epochs)
     print(json.dumps(results["denormals"], indent=1))
 
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "masking.json").write_text(json.dumps(results, indent=2) + "\n")
-    write_markdown(results, args.out / "masking.md")
-    print((args.out / "masking.md").read_text())
+    write_json(args.out / "masking.json", results)
+    report(results, args.out / "masking.md")
 
 
 if __name__ == "__main__":

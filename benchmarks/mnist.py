@@ -32,10 +32,11 @@ import torch
 
 from skmade import MADEDensity
 
-HERE = Path(__file__).resolve().parent
-DEFAULT_DATA = HERE.parent.parent / "shared" / "data" / "binarized_mnist.npz"
-RESULTS = HERE / "results" / "mnist.json"
-TABLE = HERE.parent / "docs" / "mnist_results.md"
+from . import _common
+from ._common import DOCS, MNIST, load_mnist, write_json, write_markdown
+
+RESULTS = _common.RESULTS / "mnist.json"
+TABLE = DOCS / "mnist_results.md"
 
 # Germain et al. 2015, Table 6 (test NLL, nats).
 PAPER = {
@@ -95,24 +96,14 @@ TRAINING = dict(
 def samples_path(name: str, ordering: str) -> Path:
     """Where a configuration's 100 samples are saved."""
     suffix = "" if ordering == "natural" else f"-{ordering}"
-    return HERE / "results" / f"mnist_samples_{name}{suffix}.npy"
-
-
-def load(path: Path):
-    if not path.exists():
-        raise SystemExit(
-            f"Binarized MNIST not found at {path}. Pass --data PATH to the "
-            "binarized_mnist.npz file (keys train, valid, test)."
-        )
-    data = np.load(path, allow_pickle=False)
-    return (data[s].astype(np.float32) for s in ("train", "valid", "test"))
+    return _common.RESULTS / f"mnist_samples_{name}{suffix}.npy"
 
 
 def train_one(
     name: str, data: Path, minutes: float, patience: int, ordering: str
 ) -> dict:
     """Train one configuration with validation-driven stopping and LR halving."""
-    train, valid, test = load(data)
+    train, valid, test = load_mnist(data)
     params = {**TRAINING, **CONFIGS[name], "ordering": ordering}
     est = MADEDensity(**params, device="auto")
     budget = minutes * 60
@@ -206,12 +197,12 @@ def write_table(results: list[dict]) -> None:
             f"{r['test_nll']:.2f} | {r['valid_nll']:.2f} | {r['epochs']} | "
             f"{r['train_seconds'] / 60:.1f} min | {r['stopped_by']} |"
         )
-    TABLE.write_text("\n".join(lines) + "\n")
+    write_markdown(TABLE, lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--data", type=Path, default=MNIST)
     parser.add_argument("--configs", nargs="*", default=list(PAPER), choices=CONFIGS)
     parser.add_argument("--minutes", type=float, default=30.0)
     parser.add_argument("--patience", type=int, default=8)
@@ -226,7 +217,7 @@ def main() -> None:
         print(json.dumps(result))
         return
 
-    list(load(args.data))  # fail early with a clear message
+    load_mnist(args.data, ())  # fail early with a clear message
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else []
     for r in results:  # rows from before the ordering was recorded
         r.setdefault("ordering", "natural")
@@ -243,8 +234,7 @@ def main() -> None:
         same = (name, args.ordering)
         results = [r for r in results if (r["name"], r["ordering"]) != same]
         results.append(result)
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+        write_json(RESULTS, results)
         write_table(results)
 
 

@@ -17,9 +17,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from benchmarks.mnist import HERE, PAPER, RESULTS, samples_path
-
-DOCS = HERE.parent / "docs"
+from benchmarks._common import DOCS
+from benchmarks.mnist import PAPER, RESULTS, samples_path
 
 
 def main() -> None:

@@ -20,19 +20,23 @@ import time
 import warnings
 from pathlib import Path
 
-import numpy as np
 import torch
 import zuko
 from sklearn.exceptions import ConvergenceWarning
 
-import skmade
 from skmade import MADEDensity
 from skmade._families import Bernoulli
 
+from ._common import (
+    MNIST,
+    RESULTS,
+    environment,
+    load_mnist,
+    markdown_table,
+    write_json,
+    write_markdown,
+)
 from ._timing import fit_seconds
-
-HERE = Path(__file__).resolve().parent
-DEFAULT_DATA = HERE.parent.parent / "shared" / "data" / "binarized_mnist.npz"
 
 
 def zuko_epoch(net, optimizer, x_all, batch_size, generator) -> float:
@@ -49,25 +53,16 @@ def zuko_epoch(net, optimizer, x_all, batch_size, generator) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--data", type=Path, default=MNIST)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--out", type=Path, default=HERE / "results")
+    parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     warnings.simplefilter("ignore", ConvergenceWarning)
-    if not args.data.exists():
-        raise SystemExit(f"Binarized MNIST not found at {args.data}; pass --data PATH.")
-    X = np.load(args.data, allow_pickle=False)["train"].astype(np.float32)
+    (X,) = load_mnist(args.data, ("train",))
     x_all = torch.from_numpy(X)
     n_features = X.shape[1]
 
-    results = {
-        "skmade": skmade.__version__,
-        "zuko": zuko.__version__,
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "rows": X.shape[0],
-        "runs": [],
-    }
+    results = environment(zuko=zuko.__version__, rows=X.shape[0], runs=[])
     for batch_size in (100, 1024):
         # Output i may see inputs j < i: the natural-order autoregressive adjacency.
         adjacency = torch.ones(n_features, n_features, dtype=torch.bool).tril(-1)
@@ -102,8 +97,17 @@ def main() -> None:
         results["runs"].append(run)
         print(json.dumps(run), flush=True)
 
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "peers.json").write_text(json.dumps(results, indent=2) + "\n")
+    write_json(args.out / "peers.json", results)
+    rows = [
+        [
+            run["batch_size"],
+            f"{run['zuko_epoch_s']:.2f} s",
+            f"{run['skmade_epoch_s']:.2f} s",
+            f"{run['ratio']:.2f}x",
+        ]
+        for run in results["runs"]
+    ]
+    header = ["batch", "zuko MaskedMLP", "MADEDensity", "ratio"]
     lines = [
         "# Training epoch: MADEDensity vs zuko.nn.MaskedMLP (784-500-784, same run)",
         "",
@@ -113,16 +117,9 @@ def main() -> None:
         "Same objective, optimizer and batches; medians of alternating repeats. "
         "Ratio below 1: skmade is faster.",
         "",
-        "| batch | zuko MaskedMLP | MADEDensity | ratio |",
-        "|---|---|---|---|",
+        *markdown_table(header, rows),
     ]
-    for run in results["runs"]:
-        lines.append(
-            f"| {run['batch_size']} | {run['zuko_epoch_s']:.2f} s | "
-            f"{run['skmade_epoch_s']:.2f} s | {run['ratio']:.2f}x |"
-        )
-    (args.out / "peers.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_markdown(args.out / "peers.md", lines, echo=True)
 
 
 if __name__ == "__main__":

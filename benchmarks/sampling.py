@@ -26,34 +26,33 @@ import numpy as np
 import torch
 from sklearn.exceptions import ConvergenceWarning
 
-import skmade
 from skmade import MADEDensity
 from skmade._families import Bernoulli
 from skmade._sampling import sample_incremental, sample_naive
 
+from ._common import (
+    MNIST,
+    RESULTS,
+    environment,
+    load_mnist,
+    markdown_table,
+    write_json,
+    write_markdown,
+)
 from ._timing import median_seconds
-
-HERE = Path(__file__).resolve().parent
-DEFAULT_DATA = HERE.parent.parent / "shared" / "data" / "binarized_mnist.npz"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--data", type=Path, default=MNIST)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--out", type=Path, default=HERE / "results")
+    parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     warnings.simplefilter("ignore", ConvergenceWarning)
-    if not args.data.exists():
-        raise SystemExit(
-            f"Binarized MNIST not found at {args.data}; pass --data PATH to "
-            "binarized_mnist.npz."
-        )
-    data = np.load(args.data, allow_pickle=False)
-    X_train = data["train"][:10000].astype(np.float32)
-    X_test = data["test"].astype(np.float32)
+    X_train, X_test = load_mnist(args.data, ("train", "test"))
+    X_train = X_train[:10000]
 
-    results = {"skmade": skmade.__version__, "torch": torch.__version__, "rows": []}
+    results = environment(rows=[])
     for hidden in [(500,), (500, 500)]:
         est = MADEDensity(
             hidden_layer_sizes=hidden,
@@ -90,8 +89,30 @@ def main() -> None:
             results["rows"].append(entry)
             print(json.dumps(entry))
 
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "sampling.json").write_text(json.dumps(results, indent=2) + "\n")
+    write_json(args.out / "sampling.json", results)
+    header = [
+        "hidden",
+        "n",
+        "naive (D passes)",
+        "incremental",
+        "speed-up",
+        "`sample`",
+        "`score_samples` (n rows)",
+        "sample / score",
+    ]
+    rows = [
+        [
+            "-".join(map(str, r["hidden_layer_sizes"])),
+            r["n"],
+            f"{r['naive_s'] * 1e3:,.1f} ms",
+            f"{r['incremental_s'] * 1e3:,.1f} ms",
+            f"{r['speedup_vs_naive']:,.0f}x",
+            f"{r['sample_s'] * 1e3:,.1f} ms",
+            f"{r['score_samples_s'] * 1e3:,.2f} ms",
+            f"{r['sample_over_score']:,.1f}x",
+        ]
+        for r in results["rows"]
+    ]
     lines = [
         "# Sampling cost (784-dim binarized-MNIST MADE, one mask, CPU)",
         "",
@@ -100,19 +121,9 @@ def main() -> None:
         "(incremental sampler plus noise and set-up); the incremental and naive "
         "columns are the bare samplers on the same noise.",
         "",
-        "| hidden | n | naive (D passes) | incremental | speed-up | `sample` | "
-        "`score_samples` (n rows) | sample / score |",
-        "|---|---|---|---|---|---|---|---|",
+        *markdown_table(header, rows),
     ]
-    for r in results["rows"]:
-        lines.append(
-            f"| {'-'.join(map(str, r['hidden_layer_sizes']))} | {r['n']} | "
-            f"{r['naive_s'] * 1e3:,.1f} ms | {r['incremental_s'] * 1e3:,.1f} ms | "
-            f"{r['speedup_vs_naive']:,.0f}x | {r['sample_s'] * 1e3:,.1f} ms | "
-            f"{r['score_samples_s'] * 1e3:,.2f} ms | {r['sample_over_score']:,.1f}x |"
-        )
-    (args.out / "sampling.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_markdown(args.out / "sampling.md", lines, echo=True)
 
 
 if __name__ == "__main__":

@@ -38,10 +38,8 @@ import argparse
 import json
 import time
 import warnings
-from pathlib import Path
 
 import numpy as np
-import torch
 from sklearn import datasets
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import GridSearchCV
@@ -50,11 +48,17 @@ from sklearn.neighbors import KernelDensity
 from skmade import MADEDensity, MAFDensity
 
 from ._baselines import ChowLiuTree, IndependentBernoulli
+from ._common import (
+    ADBENCH,
+    DEBD,
+    MNIST,
+    RESULTS,
+    environment,
+    load_npz,
+    write_json,
+    write_markdown,
+)
 from .continuous import BICGaussianMixture, ZukoMAF
-
-HERE = Path(__file__).resolve().parent
-DATA = HERE.parent.parent / "shared" / "data"
-RESULTS = HERE / "results"
 
 BINARY_GRID = {
     "defaults": {},
@@ -73,10 +77,9 @@ CONTINUOUS_GRID = {
 
 
 def _debd(name: str, n_train: int | None):
-    path = DATA / "debd" / f"{name}.npz"
-    if not path.exists():
+    data = load_npz(DEBD / f"{name}.npz")
+    if data is None:
         return None
-    data = np.load(path, allow_pickle=False)
     train = data["train"]
     if n_train is not None:
         rows = np.random.RandomState(0).choice(train.shape[0], n_train, replace=False)
@@ -85,10 +88,9 @@ def _debd(name: str, n_train: int | None):
 
 
 def _mnist(n_train: int):
-    path = DATA / "binarized_mnist.npz"
-    if not path.exists():
+    data = load_npz(MNIST)
+    if data is None:
         return None
-    data = np.load(path, allow_pickle=False)
     rows = np.random.RandomState(0).choice(50000, n_train, replace=False)
     return tuple(
         a.astype(np.float64)
@@ -111,10 +113,9 @@ def _continuous(name: str):
     if name in ("wine", "breast_cancer", "diabetes"):
         X = getattr(datasets, f"load_{name}")().data.astype(np.float64)
     else:
-        path = DATA / "adbench" / f"{name}.npz"
-        if not path.exists():
+        data = load_npz(ADBENCH / f"{name}.npz")
+        if data is None:
             return None
-        data = np.load(path, allow_pickle=False)
         X = data["X"][data["y"] == 0].astype(np.float64)
         if X.shape[0] > 6000:
             rows = np.random.RandomState(0).choice(X.shape[0], 6000, replace=False)
@@ -243,10 +244,9 @@ def run_table(name: str) -> dict | None:
 
 def speed() -> dict | None:
     """Defaults' fit time on 20,000 x 100, and per-epoch cost of several masks."""
-    path = DATA / "debd" / "baudio.npz"
-    if not path.exists():
+    data = load_npz(DEBD / "baudio.npz")
+    if data is None:
         return None
-    data = np.load(path, allow_pickle=False)
     X = np.vstack([data["train"], data["valid"], data["test"]]).astype(np.float64)
     defaults = MADEDensity(random_state=0)
     fit_s = _timed_fit(defaults, X)
@@ -270,7 +270,7 @@ def speed() -> dict | None:
     }
 
 
-def _markdown(results: dict, speed_result: dict | None) -> str:
+def _markdown(results: dict, speed_result: dict | None) -> list[str]:
     lines = [
         "# Defaults on real tables",
         "",
@@ -329,7 +329,7 @@ def _markdown(results: dict, speed_result: dict | None) -> str:
             )
             + ".",
         ]
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def main() -> None:
@@ -349,22 +349,16 @@ def main() -> None:
     speed_result = saved.get("speed") if args.no_speed else speed()
     print(speed_result, flush=True)
     results = dict(saved.get("tables", {}))
-    RESULTS.mkdir(exist_ok=True)
     for name in args.tables:  # results are written after every table
         print(name, flush=True)
         result = run_table(name)
         if result is None:
             continue
         results[name] = result
-        payload = {
-            "torch": torch.__version__,
-            "threads": torch.get_num_threads(),
-            "tables": results,
-            "speed": speed_result,
-        }
-        (RESULTS / "tabular.json").write_text(json.dumps(payload, indent=2) + "\n")
-        (RESULTS / "tabular.md").write_text(_markdown(results, speed_result))
-    print(_markdown(results, speed_result))
+        payload = environment(tables=results, speed=speed_result)
+        write_json(RESULTS / "tabular.json", payload)
+        write_markdown(RESULTS / "tabular.md", _markdown(results, speed_result))
+    print("\n".join(_markdown(results, speed_result)))
 
 
 if __name__ == "__main__":
