@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import math
 import warnings
+from abc import ABCMeta, abstractmethod
 from numbers import Integral, Real
 
 import numpy as np
@@ -209,7 +210,7 @@ _DIVERGED_NATS = 10.0
 _START_LOSS_BATCH = 4096
 
 
-class TorchDensity(DensityMixin, BaseEstimator):
+class TorchDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
     """Template: a torch density fitted by mini-batch maximum likelihood.
 
     The template owns :meth:`fit` and :meth:`partial_fit` (validation before any
@@ -242,23 +243,29 @@ class TorchDensity(DensityMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ hooks
 
+    @abstractmethod
     def _structure(self) -> dict:
-        raise NotImplementedError
+        """See the class docstring."""
 
+    @abstractmethod
     def _column_kinds(self, X: np.ndarray, frame_categories: dict) -> list[str]:
-        raise NotImplementedError
+        """See the class docstring."""
 
+    @abstractmethod
     def _build_module(self, Z, weights, Z_val, weights_val, n_rows, hidden, rng):
-        raise NotImplementedError
+        """See the class docstring."""
 
+    @abstractmethod
     def _family(self):
-        raise NotImplementedError
+        """See the class docstring."""
 
+    @abstractmethod
     def _block_log_likelihood(self, module, x: torch.Tensor, **options):
-        raise NotImplementedError
+        """See the class docstring."""
 
+    @abstractmethod
     def _draw(self, module, n_samples: int, rng, device) -> torch.Tensor:
-        raise NotImplementedError
+        """See the class docstring."""
 
     def _check_parameters(self, n_features: int) -> None:
         """Checks of parameters against X's shape, before any work."""
