@@ -282,15 +282,25 @@ class TorchDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
 
     # ------------------------------------------------------------------ fitted state
 
+    def _fitted_columns(self, name: str) -> ColumnCodec:
+        """The column codec, for a fitted attribute that reads it."""
+        try:
+            return self.__dict__["_columns_"]
+        except KeyError:
+            raise AttributeError(
+                f"{type(self).__name__} has no attribute {name!r} before fit; call "
+                "fit first."
+            ) from None
+
     @property
     def mean_(self):
         """Per-feature mean used to standardize continuous columns (or None)."""
-        return self._columns_.mean
+        return self._fitted_columns("mean_").mean
 
     @property
     def scale_(self):
         """Per-feature standard deviation used to standardize (or None)."""
-        return self._columns_.scale
+        return self._fitted_columns("scale_").scale
 
     @staticmethod
     def _torch_generator(rng) -> torch.Generator:

@@ -511,17 +511,17 @@ class MADEDensity(TorchDensity):
     @property
     def distribution_(self) -> str:
         """The family all columns share, or ``'mixed'``."""
-        return self._columns_.distribution
+        return self._fitted_columns("distribution_").distribution
 
     @property
     def column_distributions_(self) -> np.ndarray:
         """Family of each column."""
-        return self._columns_.kinds
+        return self._fitted_columns("column_distributions_").kinds
 
     @property
     def categories_(self) -> list:
         """Categories of each categorical column in code order (None elsewhere)."""
-        return self._columns_.categories
+        return self._fitted_columns("categories_").categories
 
     # ------------------------------------------------------------------ inference
 

@@ -802,3 +802,14 @@ def test_a_fit_that_diverges_or_is_interrupted_changes_nothing(name, monkeypatch
     est.partial_fit(X)
     twin.partial_fit(X)
     assert_array_equal(est.score_samples(X), twin.score_samples(X))
+
+
+def test_fitted_attributes_before_fit_name_themselves():
+    est = fast_made()
+    for name in ("mean_", "scale_", "categories_", "distribution_"):
+        assert not hasattr(est, name)
+        with pytest.raises(AttributeError, match=f"no attribute '{name}' before fit"):
+            getattr(est, name)
+    est.fit(np.random.RandomState(0).randn(20, 2))
+    assert est.mean_.shape == est.scale_.shape == (2,)
+    assert est.categories_ == [None, None] and est.distribution_ == "gaussian"
