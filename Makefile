@@ -4,19 +4,40 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-min package lint format bench bench-anomaly bench-mnist bench-continuous bench-image bench-tabular clean
+.PHONY: demo docs test test-min package lint format bench bench-anomaly bench-mnist bench-continuous bench-image bench-tabular clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -c constraints.txt -e ".[test]"
 	touch $(STAMP)
 
-demo: $(STAMP)
-	$(PY) examples/quickstart.py
+# The quickstart's figure needs matplotlib: the `demo` extra.
+DEMO_STAMP := $(VENV)/.demo-installed
+$(DEMO_STAMP): $(STAMP)
+	$(PY) -m pip install -c constraints.txt -e ".[demo]"
+	touch $(DEMO_STAMP)
+
+demo: $(DEMO_STAMP)
+	MPLBACKEND=Agg $(PY) examples/plot_quickstart.py --output demo_output
 
 test: $(STAMP)
 	$(PY) -m pytest
 	$(MAKE) package
+	$(MAKE) docs
+
+# The documentation site, warnings as errors, from a copy of docs/ in build/ (nothing
+# generated lands in the source tree); the gallery runs every examples/plot_*.py.
+DOCS_STAMP := $(VENV)/.docs-installed
+$(DOCS_STAMP): $(STAMP)
+	$(PY) -m pip install -c constraints.txt -e ".[docs]"
+	touch $(DOCS_STAMP)
+
+docs: $(DOCS_STAMP)
+	rm -rf build/docs-src build/docs
+	mkdir -p build
+	cp -r docs build/docs-src
+	MPLBACKEND=Agg $(PY) -m sphinx -W --keep-going -b html build/docs-src build/docs/html
+	@echo "Open build/docs/html/index.html"
 
 # The release artifacts: build the sdist and wheel (in an isolated build environment),
 # check their metadata with twine, install the wheel into a fresh virtual environment
@@ -27,7 +48,7 @@ package: $(STAMP)
 	$(VENV)/bin/twine check --strict dist/*
 	$(PYTHON) -m venv build/wheel-venv
 	build/wheel-venv/bin/pip install -q -c constraints.txt dist/skmade-*.whl
-	cd build && wheel-venv/bin/python ../examples/quickstart.py --output wheel-demo
+	cd build && MPLBACKEND=Agg wheel-venv/bin/python ../examples/plot_quickstart.py
 
 # The lowest supported versions (constraints-min.txt): do the declared bounds hold?
 VENV_MIN ?= .venv-min

@@ -141,7 +141,7 @@ class MADEDensity(TorchDensity):
         monitored score (the validation log-likelihood with early stopping, else the
         training loss) has not improved by ``tol`` for 2 epochs
         (:class:`torch.optim.lr_scheduler.ReduceLROnPlateau`). The rates used are in
-        :attr:`learning_rate_curve_`.
+        ``learning_rate_curve_``.
 
     learning_rate_init : float, default=1e-3
         Initial learning rate of the Adam optimizer.
@@ -247,10 +247,10 @@ class MADEDensity(TorchDensity):
         ``t % n_masks``.
 
     n_features_in_ : int
-        Number of features seen during :term:`fit`.
+        Number of features seen during ``fit``.
 
-    feature_names_in_ : ndarray of shape (n_features_in_,)
-        Names of features seen during :term:`fit`. Defined only when `X` has feature
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
+        Names of features seen during ``fit``. Defined only when `X` has feature
         names that are all strings.
 
     See Also

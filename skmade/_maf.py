@@ -118,10 +118,10 @@ best_validation_score_, n_iter_, n_steps_
         As in :class:`MADEDensity`.
 
     n_features_in_ : int
-        Number of features seen during :term:`fit`.
+        Number of features seen during ``fit``.
 
-    feature_names_in_ : ndarray of shape (n_features_in_,)
-        Names of features seen during :term:`fit`, when they are all strings.
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
+        Names of features seen during ``fit``, when they are all strings.
 
     See Also
     --------

@@ -51,7 +51,7 @@ class MADEOutlierDetector(OutlierMixin, BaseEstimator):
 
     contamination : 'auto' or float, default='auto'
         Expected proportion of outliers in the training data, in ``(0, 0.5]``: it sets
-        :attr:`offset_` at that quantile of the training log-likelihoods. ``'auto'``
+        ``offset_`` at that quantile of the training log-likelihoods. ``'auto'``
         uses 0.01, flagging rows less likely than 99% of the training rows.
 
     random_state : int, RandomState instance or None, default=None
@@ -72,10 +72,10 @@ class MADEOutlierDetector(OutlierMixin, BaseEstimator):
         :meth:`score_features`. Only when the density has ``score_features``.
 
     n_features_in_ : int
-        Number of features seen during :term:`fit`.
+        Number of features seen during ``fit``.
 
-    feature_names_in_ : ndarray of shape (n_features_in_,)
-        Names of features seen during :term:`fit`. Defined only when `X` has feature
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
+        Names of features seen during ``fit``. Defined only when `X` has feature
         names that are all strings.
 
     See Also
@@ -251,7 +251,7 @@ class MADEOutlierDetector(OutlierMixin, BaseEstimator):
         return self.density_.score_samples(X)
 
     def decision_function(self, X):
-        """Log-likelihood shifted by :attr:`offset_`: negative for outliers.
+        """Log-likelihood shifted by ``offset_``: negative for outliers.
 
         Parameters
         ----------
@@ -290,7 +290,7 @@ class MADEOutlierDetector(OutlierMixin, BaseEstimator):
         The density's per-feature contributions (see
         :meth:`MADEDensity.score_features`: the conditionals ``log p(x_d | x_<d)``)
         minus each feature's mean contribution on the training data,
-        :attr:`feature_offsets_`. Raw contributions carry each feature's units (a
+        ``feature_offsets_``. Raw contributions carry each feature's units (a
         feature measured in millimetres has a lower log-density than the same
         feature in metres); the difference does not, so features compare. Zero is
         as likely as a typical training row; the most negative features are the
