@@ -30,7 +30,7 @@ from sklearn.utils.validation import (
 from ._columns import ColumnCodec, frame_to_numeric
 from ._flows import MAF
 from ._nn import MADE
-from ._utils import restore_on_error
+from ._utils import TrainingLog, restore_on_error
 
 
 def _resolve_device(device: str) -> torch.device:
@@ -383,74 +383,79 @@ class TorchDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
                 self.best_validation_score_ = score
                 best_state = initial[0]
 
-        for _ in range(n_epochs):
-            module.train()
-            total = torch.zeros((), device=device)
-            order = torch.randperm(n_train, generator=generator).to(device)
-            for start in range(0, n_train, batch_size):
-                rows = order[start : start + batch_size]
-                x = x_all[rows]
-                k = self.n_steps_ % n_masks
-                w = w_all[rows]
-                log_prob = self._batch_log_prob(module, family, x, k, w).sum(dim=1)
-                loss = -(w * log_prob).mean()
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                module.mask_grads(k, penalty_scale)
-                optimizer.step()
-                self.n_steps_ += 1
-                total += loss.detach() * rows.shape[0]
-            self.n_iter_ += 1
-            loss_value = total.item() / n_train
-            if penalty_scale > 0:
-                # The L2 term changes slowly: evaluate it once per epoch, averaged
-                # over the masks, rather than at every step.
-                penalty = sum(module.penalty(k).item() for k in range(n_masks))
-                loss_value += penalty_scale * penalty / n_masks
-            if not np.isfinite(loss_value):
-                raise FloatingPointError(
-                    f"The training loss became {loss_value} at epoch {self.n_iter_}. "
-                    "Lower learning_rate_init, or check X for extreme values."
+        log = TrainingLog(self.verbose, n_epochs, type(self).__name__)
+        with log:
+            for _ in range(n_epochs):
+                module.train()
+                total = torch.zeros((), device=device)
+                order = torch.randperm(n_train, generator=generator).to(device)
+                for start in range(0, n_train, batch_size):
+                    rows = order[start : start + batch_size]
+                    x = x_all[rows]
+                    k = self.n_steps_ % n_masks
+                    w = w_all[rows]
+                    log_prob = self._batch_log_prob(module, family, x, k, w).sum(dim=1)
+                    loss = -(w * log_prob).mean()
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    module.mask_grads(k, penalty_scale)
+                    optimizer.step()
+                    self.n_steps_ += 1
+                    total += loss.detach() * rows.shape[0]
+                self.n_iter_ += 1
+                loss_value = total.item() / n_train
+                if penalty_scale > 0:
+                    # The L2 term changes slowly: evaluate it once per epoch, averaged
+                    # over the masks, rather than at every step.
+                    penalty = sum(module.penalty(k).item() for k in range(n_masks))
+                    loss_value += penalty_scale * penalty / n_masks
+                if not np.isfinite(loss_value):
+                    raise FloatingPointError(
+                        f"The training loss became {loss_value} at epoch "
+                        f"{self.n_iter_}. Lower learning_rate_init, or check X for "
+                        "extreme values."
+                    )
+                self.loss_curve_.append(loss_value)
+                learning_rate = optimizer.param_groups[0]["lr"]
+                self.learning_rate_curve_.append(learning_rate)
+                score = None
+
+                if early_stopping:
+                    rows = self._validation_log_likelihood(Z_val)
+                    score = _mean_score(rows, weights_val)
+                    self.validation_scores_.append(score)
+                    if score < self.best_validation_score_ + self.tol:
+                        no_improvement += 1
+                    else:
+                        no_improvement = 0
+                    if score > self.best_validation_score_:
+                        self.best_validation_score_ = score
+                        best_state = copy.deepcopy(module.state_dict())
+                        best_rows = rows
+                else:
+                    if loss_value > self.best_loss_ - self.tol:
+                        no_improvement += 1
+                    else:
+                        no_improvement = 0
+                self.best_loss_ = min(self.best_loss_, loss_value)
+                if scheduler is not None:
+                    scheduler.step(score if early_stopping else -loss_value)
+                log.epoch(self.n_iter_, loss_value, learning_rate, score)
+                if no_improvement > self.n_iter_no_change:
+                    converged = True
+                    break
+
+            if best_rows is not None and not clear_gain(
+                best_rows - initial[1], weights_val
+            ):
+                # The validation rows cannot tell the trained model from the start
+                # (a few rows, where the best of many epochs wins by chance): keep
+                # the start.
+                best_state, self.best_validation_score_ = initial[0], initial[2]
+                log.message(
+                    "Training did not clearly beat the start on the validation rows: "
+                    "keeping the start."
                 )
-            self.loss_curve_.append(loss_value)
-            self.learning_rate_curve_.append(optimizer.param_groups[0]["lr"])
-            message = f"Iteration {self.n_iter_}, loss = {loss_value:.8f}"
-
-            if early_stopping:
-                rows = self._validation_log_likelihood(Z_val)
-                score = _mean_score(rows, weights_val)
-                self.validation_scores_.append(score)
-                message += f", validation log-likelihood = {score:.8f}"
-                if score < self.best_validation_score_ + self.tol:
-                    no_improvement += 1
-                else:
-                    no_improvement = 0
-                if score > self.best_validation_score_:
-                    self.best_validation_score_ = score
-                    best_state = copy.deepcopy(module.state_dict())
-                    best_rows = rows
-            else:
-                if loss_value > self.best_loss_ - self.tol:
-                    no_improvement += 1
-                else:
-                    no_improvement = 0
-            self.best_loss_ = min(self.best_loss_, loss_value)
-            if scheduler is not None:
-                scheduler.step(score if early_stopping else -loss_value)
-            if self.verbose:
-                print(message)
-            if no_improvement > self.n_iter_no_change:
-                converged = True
-                break
-
-        if best_rows is not None and not clear_gain(
-            best_rows - initial[1], weights_val
-        ):
-            # The validation rows cannot tell the trained model from the start (a
-            # few rows, where the best of many epochs wins by chance): keep the start.
-            best_state, self.best_validation_score_ = initial[0], initial[2]
-            if self.verbose:
-                print("Training did not clearly beat the start: keeping the start.")
         if best_state is not None:
             module.load_state_dict(best_state)
         if start_loss is not None and (

@@ -92,8 +92,11 @@ class MAFDensity(TorchDensity):
         Seeds the orderings, degrees, initial weights, validation split and
         shuffling. No global random state is read or changed.
 
-    verbose : bool, default=False
-        Print the loss after every epoch.
+    verbose : bool or int, default=False
+        Print one line per epoch: the training loss, the validation log-likelihood
+        (with early stopping), the learning rate and the time since training began.
+        When `tqdm <https://tqdm.github.io>`__ is installed (optional), the lines are
+        written above a progress bar over ``max_iter`` epochs.
 
     warm_start : bool, default=False
         If True, a second :meth:`fit` continues training the fitted flow.

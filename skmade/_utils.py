@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import time
 from contextlib import contextmanager
 
 import numpy as np
@@ -67,3 +68,62 @@ def weighted_quantile(values, weights, q):
         lower, upper = np.minimum(lower, last), np.minimum(upper, last)
         result[..., d] = 0.5 * (column[order[lower]] + column[order[upper]])
     return result if values.ndim > 1 else result[..., 0]
+
+
+class TrainingLog:
+    """What ``verbose`` prints while a network trains.
+
+    One line per epoch: the training loss, the validation log-likelihood (with early
+    stopping), the learning rate of that epoch and the time since training began.
+    When tqdm is installed (it is optional) the lines are written above a progress
+    bar over ``max_iter`` epochs that shows the same numbers. Silent unless
+    ``verbose``; use it as a context manager so that the bar is closed on errors.
+    """
+
+    def __init__(self, verbose, total: int, name: str) -> None:
+        self.enabled = bool(verbose) and total > 0
+        self.total = total
+        self.name = name
+        self.bar = None
+
+    def __enter__(self):
+        if self.enabled:
+            self.start = time.perf_counter()
+            try:
+                from tqdm.auto import tqdm
+            except ImportError:
+                tqdm = None
+            if tqdm is not None:
+                self.bar = tqdm(total=self.total, desc=self.name, unit="epoch")
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+    def epoch(self, n: int, loss: float, learning_rate: float, validation=None):
+        if not self.enabled:
+            return
+        elapsed = time.perf_counter() - self.start
+        line = f"Epoch {n}: loss {loss:.6f}"
+        if validation is not None:
+            line += f", validation log-likelihood {validation:.6f}"
+        line += f", learning rate {learning_rate:.3g}, {elapsed:.1f} s"
+        if self.bar is None:
+            print(line, flush=True)
+            return
+        postfix = {"loss": f"{loss:.4f}", "lr": f"{learning_rate:.2g}"}
+        if validation is not None:
+            postfix["validation"] = f"{validation:.4f}"
+        self.bar.set_postfix(postfix, refresh=False)
+        self.bar.update(1)
+        self.bar.write(line)
+
+    def message(self, text: str) -> None:
+        if not self.enabled:
+            return
+        if self.bar is None:
+            print(text, flush=True)
+        else:
+            self.bar.write(text)

@@ -1,4 +1,5 @@
 import pickle
+import re
 
 import joblib
 import numpy as np
@@ -813,3 +814,62 @@ def test_fitted_attributes_before_fit_name_themselves():
     est.fit(np.random.RandomState(0).randn(20, 2))
     assert est.mean_.shape == est.scale_.shape == (2,)
     assert est.categories_ == [None, None] and est.distribution_ == "gaussian"
+
+
+# ---------------------------------------------------------------- progress
+
+
+def test_verbose_prints_one_line_per_epoch_without_tqdm(capsys, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "tqdm.auto", None)  # import fails: no tqdm
+    X = correlated_binary(200, 5)
+    est = fast_made(max_iter=4, verbose=1, early_stopping=True, n_iter_no_change=50)
+    est.fit(X)
+    lines = [line for line in capsys.readouterr().out.splitlines() if "Epoch" in line]
+    assert len(lines) == est.n_iter_ == 4
+    pattern = (
+        r"Epoch (\d+): loss -?\d+\.\d{6}, validation log-likelihood -?\d+\.\d{6}, "
+        r"learning rate [\d.e-]+, \d+\.\d s"
+    )
+    for n, line in enumerate(lines, 1):
+        match = re.fullmatch(pattern, line)
+        assert match and int(match.group(1)) == n
+    assert f"{est.loss_curve_[-1]:.6f}" in lines[-1]
+    assert f"{est.validation_scores_[-1]:.6f}" in lines[-1]
+    fast_made(max_iter=2).fit(X)
+    assert capsys.readouterr().out == ""  # silent by default
+
+
+def test_verbose_drives_a_tqdm_bar_when_tqdm_is_installed(capsys, monkeypatch):
+    import sys
+    import types
+
+    bars = []
+
+    class FakeBar:
+        def __init__(self, total, desc, unit):
+            self.total, self.desc, self.updates, self.closed = total, desc, 0, False
+            self.lines, self.postfix = [], None
+            bars.append(self)
+
+        def update(self, n):
+            self.updates += n
+
+        def set_postfix(self, postfix, refresh=True):
+            self.postfix = postfix
+
+        def write(self, line):
+            self.lines.append(line)
+
+        def close(self):
+            self.closed = True
+
+    monkeypatch.setitem(sys.modules, "tqdm.auto", types.SimpleNamespace(tqdm=FakeBar))
+    est = fast_made(max_iter=3, verbose=1, early_stopping=False)
+    est.fit(correlated_binary(200, 5))
+    (bar,) = bars
+    assert bar.total == 3 and bar.desc == "MADEDensity" and bar.closed
+    assert bar.updates == len(bar.lines) == 3
+    assert set(bar.postfix) == {"loss", "lr"}
+    assert capsys.readouterr().out == ""  # the lines go through the bar
