@@ -274,6 +274,35 @@ class TorchDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         """What scoring does with values the model gives no probability."""
         return "error"
 
+    def _allows_missing(self) -> bool:
+        """Whether X may hold missing entries (NaN) when fitting and scoring."""
+        return False
+
+    def _validated(self, X, *, reset: bool, **options) -> np.ndarray:
+        """``validate_data`` that lets NaN through only where the model allows it,
+        with an error that says how to get there otherwise."""
+        X = validate_data(
+            self,
+            X,
+            dtype=[np.float64, np.float32],
+            ensure_all_finite="allow-nan",
+            reset=reset,
+            **options,
+        )
+        if not self._allows_missing() and np.isnan(X).any():
+            hint = (
+                "Set allow_missing=True to train on and score rows with missing "
+                "entries (their marginal likelihood), or impute them first "
+                "(skmade.MADEImputer)."
+                if "allow_missing" in self.get_params()
+                else "Impute or drop them first."
+            )
+            raise ValueError(
+                f"Input X contains NaN (missing values), which this "
+                f"{type(self).__name__} does not model. {hint}"
+            )
+        return X
+
     def _fit_columns(self, X, weights, kinds, frame_categories) -> ColumnCodec:
         return ColumnCodec.fit(X, weights, kinds, frame_categories)
 
@@ -368,7 +397,7 @@ class TorchDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
                 for start in range(0, n_train, _START_LOSS_BATCH):
                     x = x_all[start : start + _START_LOSS_BATCH]
                     w = w_all[start : start + _START_LOSS_BATCH].double()
-                    log_prob = family.log_prob(module(family.encode(x), 0), x)
+                    log_prob = self._start_log_prob(module, family, x)
                     nll -= (w * log_prob.double().sum(dim=1)).sum()
                 penalty = sum(module.penalty(k).item() for k in range(n_masks))
                 start_loss = nll.item() / n_train + penalty_scale * penalty / n_masks
@@ -394,7 +423,9 @@ class TorchDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
                     x = x_all[rows]
                     k = self.n_steps_ % n_masks
                     w = w_all[rows]
-                    log_prob = self._batch_log_prob(module, family, x, k, w).sum(dim=1)
+                    log_prob = self._batch_log_prob(
+                        module, family, x, k, w, generator
+                    ).sum(dim=1)
                     loss = -(w * log_prob).mean()
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
@@ -595,19 +626,18 @@ class TorchDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         if continuing:
             self._check_unchanged_structure()
         hidden = self._hidden_sizes()
+        allow_missing = self._allows_missing()
         if continuing:
             codec = self._columns_
             frame_categories = codec.frame_categories
-            X = codec.read_frame(X, getattr(self, "feature_names_in_", None))
+            X = codec.read_frame(
+                X,
+                getattr(self, "feature_names_in_", None),
+                allow_missing=allow_missing,
+            )
         else:
-            X, frame_categories = frame_to_numeric(X)
-        X = validate_data(
-            self,
-            X,
-            dtype=[np.float64, np.float32],
-            ensure_min_samples=2,
-            reset=not continuing,
-        )
+            X, frame_categories = frame_to_numeric(X, allow_missing=allow_missing)
+        X = self._validated(X, ensure_min_samples=2, reset=not continuing)
         weights, weight_exponent = check_weights(sample_weight, X)
         if continuing:
             codec.check_values(X)
@@ -671,14 +701,18 @@ class TorchDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         module.eval()
         return self
 
-    @staticmethod
-    def _batch_log_prob(module, family, x, k, weights):
+    def _batch_log_prob(self, module, family, x, k, weights, generator):
         """Per-dimension log-likelihood terms of a training batch under mask ``k``.
 
         A hook for modules whose training forward pass depends on the batch's row
-        weights (batch normalization).
+        weights (batch normalization) or draws from the training's ``generator``
+        (an ordering per row).
         """
         return family.log_prob(module(family.encode(x), k), x)
+
+    def _start_log_prob(self, module, family, x):
+        """Per-dimension log-likelihood terms of the untrained model (eval mode)."""
+        return family.log_prob(module(family.encode(x), 0), x)
 
     @staticmethod
     def _split(X, weights, n_validation, rng):
@@ -728,12 +762,19 @@ class TorchDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
     def _scoring_input(self, X) -> tuple[np.ndarray, np.ndarray | None]:
         """Model values of X and the ``(n, D)`` mask of impossible entries (or None);
         see :meth:`ColumnCodec.scoring_values`."""
+        X = self._read_input(X)
+        return self._columns_.scoring_values(X, self._unknown_policy())
+
+    def _read_input(self, X) -> np.ndarray:
+        """X as validated numbers in the user's units (frame categories as codes)."""
         check_is_fitted(self)
-        codec = self._columns_
-        policy = self._unknown_policy()
-        X = codec.read_frame(X, getattr(self, "feature_names_in_", None), policy)
-        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
-        return codec.scoring_values(X, policy)
+        X = self._columns_.read_frame(
+            X,
+            getattr(self, "feature_names_in_", None),
+            self._unknown_policy(),
+            self._allows_missing(),
+        )
+        return self._validated(X, reset=False)
 
     @torch.no_grad()
     def _log_likelihood(self, Z: np.ndarray, **options) -> np.ndarray:
@@ -745,6 +786,12 @@ class TorchDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         for start, x, n in row_blocks(Z, device):
             log_density = self._block_log_likelihood(module, x, **options)
             out[start : start + n] = log_density[:n].cpu().numpy()
+        missing = np.isnan(Z)
+        if missing.any():  # the Jacobian of the observed entries only
+            jacobian = self._columns_.feature_log_jacobian()
+            if jacobian is None:
+                return out
+            return out + np.where(missing, 0.0, jacobian).sum(axis=1)
         return out + self._columns_.log_jacobian()
 
     def score_samples(self, X):

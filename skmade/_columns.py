@@ -80,7 +80,9 @@ def _check_no_datetimes(X) -> None:
             )
 
 
-def frame_to_numeric(X, categories: dict | None = None, handle_unknown="error"):
+def frame_to_numeric(
+    X, categories: dict | None = None, handle_unknown="error", allow_missing=False
+):
     """Replace the categorical columns of a DataFrame by their integer codes.
 
     Parameters
@@ -92,6 +94,8 @@ def frame_to_numeric(X, categories: dict | None = None, handle_unknown="error"):
         (fitting: the categories are read from the data).
     handle_unknown : {'error', 'ignore'}
         Unknown categories raise, or get the code -1 (which no model category has).
+    allow_missing : bool
+        Missing entries (NaN/None) become NaN codes; otherwise they raise.
 
     Returns
     -------
@@ -131,19 +135,21 @@ def frame_to_numeric(X, categories: dict | None = None, handle_unknown="error"):
                 known = np.asarray(values, dtype=object)
         codes = pd.Index(list(known)).get_indexer(column.astype(object))
         missing = column.isna().to_numpy()
-        if missing.any():
+        if missing.any() and not allow_missing:
             raise ValueError(
-                f"Column {name!r} contains missing values (NaN/None); MADEDensity "
-                "needs complete rows. Impute or drop them first."
+                f"Column {name!r} contains missing values (NaN/None). Use "
+                "MADEDensity(allow_missing=True) to train on and score incomplete "
+                "rows, or impute them first (skmade.MADEImputer)."
             )
-        if (codes < 0).any() and handle_unknown == "error":
-            unknown = pd.unique(column[codes < 0])[:5].tolist()
+        unknown_rows = (codes < 0) & ~missing
+        if unknown_rows.any() and handle_unknown == "error":
+            unknown = pd.unique(column[unknown_rows])[:5].tolist()
             raise ValueError(
                 f"Column {name!r} contains categories {unknown} that were not seen "
                 f"during fit (known: {list(known)[:10]}). Map them to known "
                 "categories or refit with them."
             )
-        X[name] = codes.astype(np.float64)
+        X[name] = np.where(missing, np.nan, codes.astype(np.float64))
         found[j] = known
     return X, found
 
@@ -175,7 +181,8 @@ def infer_kinds(
                 f"distribution entries must be 'auto', 'bernoulli', 'categorical' or "
                 f"'gaussian'; got {bad[0]!r}."
             )
-    binary = np.all((X == 0) | (X == 1), axis=0)
+    missing = np.isnan(X)
+    binary = np.all((X == 0) | (X == 1) | missing, axis=0)
     kinds = []
     for j, kind in enumerate(spec):
         if j in frame_categorical:
@@ -187,7 +194,7 @@ def infer_kinds(
                 )
             kind = "categorical"
         elif kind == "auto":
-            column = X[:, j]
+            column = X[~missing[:, j], j]
             if binary[j]:
                 kind = "bernoulli"
             elif np.all(column == np.round(column)) and (
@@ -223,7 +230,7 @@ def check_values(
     bernoulli = np.flatnonzero(kinds == "bernoulli")
     if bernoulli.size:
         sub = X[:, bernoulli]
-        not_binary = (sub != 0) & (sub != 1)
+        not_binary = (sub != 0) & (sub != 1) & ~np.isnan(sub)
         bad = bernoulli[not_binary.any(axis=0)]
         if bad.size and handle_unknown == "error":
             raise ValueError(
@@ -238,7 +245,7 @@ def check_values(
             unknown_mask[:, bernoulli] = not_binary
     for j in np.flatnonzero(kinds == "categorical"):
         known = code_values[j]
-        unknown = ~np.isin(X[:, j], known)
+        unknown = ~np.isin(X[:, j], known) & ~np.isnan(X[:, j])
         if not unknown.any():
             continue
         if handle_unknown == "error":
@@ -275,6 +282,9 @@ def beyond_range(Z: np.ndarray) -> np.ndarray:
 def standardization(X: np.ndarray, weights: np.ndarray):
     """Weighted column means and standard deviations, for any finite values.
 
+    Missing entries (NaN) are left out: each column's statistics come from its
+    observed entries (a column with none gets mean 0 and scale 1).
+
     Each column is divided by a power of two at its largest magnitude first (exact),
     so that neither the sums nor the squares overflow (values up to the float64
     limit) or lose a spread of 1e-300 to underflow. A column whose spread is within
@@ -283,6 +293,15 @@ def standardization(X: np.ndarray, weights: np.ndarray):
     its magnitude where that is larger (a constant near 1e54 would otherwise
     standardize to rounding errors of 1e38).
     """
+    missing = np.isnan(X)
+    if missing.any():  # each column over its observed entries
+        mean, scale = np.zeros(X.shape[1]), np.ones(X.shape[1])
+        for j in range(X.shape[1]):
+            rows = ~missing[:, j]
+            if rows.any() and weights[rows].sum() > 0:
+                column = standardization(X[rows, j : j + 1], weights[rows])
+                mean[j], scale[j] = column[0][0], column[1][0]
+        return mean, scale
     # 2**e with the column's largest magnitude in [2**e, 2**(e+1)): dividing by it
     # is exact, and unit values stay within 2 in magnitude.
     _, exponent = np.frexp(np.abs(X).max(axis=0).astype(np.float64))
@@ -375,7 +394,8 @@ class ColumnCodec:
                 categories.append(frame_categories[j])
                 code_values.append(np.arange(len(frame_categories[j])))
             else:
-                values = _integer_range(np.unique(X[:, j]), max_categories)
+                observed = X[~np.isnan(X[:, j]), j]
+                values = _integer_range(np.unique(observed), max_categories)
                 categories.append(values)
                 code_values.append(values)
         continuous = np.asarray(kinds) == "gaussian"
@@ -399,14 +419,16 @@ class ColumnCodec:
 
     # ---------------------------------------------------------------- reading X
 
-    def read_frame(self, X, feature_names_in, handle_unknown="error"):
+    def read_frame(
+        self, X, feature_names_in, handle_unknown="error", allow_missing=False
+    ):
         """A DataFrame's categorical columns replaced by codes, as during fit.
 
         Anything else than a DataFrame is returned unchanged; a frame with other
         columns than those seen in fit gets a clear error first.
         """
         check_frame_columns(X, feature_names_in)
-        X, _ = frame_to_numeric(X, self.frame_categories, handle_unknown)
+        X, _ = frame_to_numeric(X, self.frame_categories, handle_unknown, allow_missing)
         return X
 
     def check_values(self, X: np.ndarray, handle_unknown="error"):
@@ -422,12 +444,12 @@ class ColumnCodec:
         Impossible: unknown values (``handle_unknown='ignore'``) and continuous values
         too extreme for the network (:func:`beyond_range`); both are replaced by 0 so
         that a network computes finite values for the rest of the row. The mask is
-        None when there are none.
+        None when there are none. Missing entries (NaN) stay NaN.
         """
         impossible = self.check_values(X, handle_unknown)
         Z = self.to_internal(X)
         if self.mean is not None:
-            extreme = beyond_range(Z) & (self.kinds == "gaussian")[None, :]
+            extreme = beyond_range(Z) & ~np.isnan(Z) & (self.kinds == "gaussian")
             if extreme.any():
                 impossible = extreme if impossible is None else impossible | extreme
         if impossible is not None:
@@ -439,7 +461,8 @@ class ColumnCodec:
     def to_internal(self, X: np.ndarray) -> np.ndarray:
         """Model values: codes for categorical columns, standardized continuous.
 
-        Values that are not categories (unknown ones) get code 0.
+        Values that are not categories (unknown ones) get code 0; missing entries
+        (NaN) stay NaN.
         """
         if self.mean is not None:
             X = (X - self.mean) / self.scale
@@ -447,8 +470,10 @@ class ColumnCodec:
             X = np.array(X, dtype=np.float64)
             for j, values in enumerate(self.code_values):
                 if values is not None:
-                    codes = np.searchsorted(values, X[:, j]).clip(0, len(values) - 1)
-                    X[:, j] = np.where(values[codes] == X[:, j], codes, 0)
+                    column = X[:, j]
+                    codes = np.searchsorted(values, column).clip(0, len(values) - 1)
+                    codes = np.where(values[codes] == column, codes, 0)
+                    X[:, j] = np.where(np.isnan(column), np.nan, codes)
         return X
 
     def from_internal(self, Z: np.ndarray) -> np.ndarray:

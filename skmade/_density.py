@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import torch
+from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import StrOptions
 
 from ._base import TRAINING_CONSTRAINTS, TorchDensity, count, row_blocks
@@ -126,6 +127,22 @@ class MADEDensity(TorchDensity):
         Number of masks (the first ones) averaged, as a mixture, by
         :meth:`score_samples`, :meth:`score` and :meth:`sample`. ``None`` uses all
         ``n_masks``. Must not exceed ``n_masks``.
+
+    allow_missing : bool, default=False
+        Train for, and answer, queries about any subset of the columns. Rows may then
+        hold missing entries (NaN) in :meth:`fit`, :meth:`score_samples`,
+        :meth:`score` and :meth:`score_features`, and :meth:`sample` can complete
+        given rows (``given=``). Training draws a fresh random ordering for every
+        row, with the row's observed entries first, and maximizes the likelihood of
+        the observed entries (order-agnostic training, Uria et al. 2014); the hidden
+        layers keep each mask's degrees, the connections from the inputs and to the
+        outputs follow the row's ordering. A row with missing entries is scored by
+        the exact marginal likelihood of its observed entries under each
+        evaluation mask with its ordering rearranged to put the observed entries
+        first (keeping their relative order), and the masks' marginals are mixed as
+        for complete rows. Different orderings are different models, which agree
+        only as well as training made them agree. Costs more per epoch than a fixed
+        ordering (masks per row); the Gaussian start is not used.
 
     max_iter : int, default=1000
         Maximum number of epochs (passes over the training data). Early stopping
@@ -306,6 +323,7 @@ class MADEDensity(TorchDensity):
         "order_agnostic": ["boolean"],
         "direct_connections": ["boolean", StrOptions({"auto"})],
         "n_eval_masks": [count(1), None],
+        "allow_missing": ["boolean"],
         **TRAINING_CONSTRAINTS,
     }
 
@@ -322,6 +340,7 @@ class MADEDensity(TorchDensity):
         order_agnostic=False,
         direct_connections="auto",
         n_eval_masks=None,
+        allow_missing=False,
         max_iter=1000,
         batch_size="auto",
         learning_rate="adaptive",
@@ -346,6 +365,7 @@ class MADEDensity(TorchDensity):
         self.order_agnostic = order_agnostic
         self.direct_connections = direct_connections
         self.n_eval_masks = n_eval_masks
+        self.allow_missing = allow_missing
         self.max_iter = max_iter
         self.batch_size = batch_size
         self.learning_rate = learning_rate
@@ -379,6 +399,7 @@ class MADEDensity(TorchDensity):
             "n_masks": self.n_masks,
             "order_agnostic": self.order_agnostic,
             "direct_connections": self.direct_connections,
+            "allow_missing": self.allow_missing,
         }
 
     def _column_kinds(self, X, frame_categories) -> list[str]:
@@ -398,6 +419,14 @@ class MADEDensity(TorchDensity):
 
     def _unknown_policy(self) -> str:
         return self.handle_unknown
+
+    def _allows_missing(self) -> bool:
+        return bool(self.allow_missing)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = bool(self.allow_missing)
+        return tags
 
     # ------------------------------------------------------------------ fitting
 
@@ -419,17 +448,65 @@ class MADEDensity(TorchDensity):
             [torch.from_numpy(d) for d in degrees],
             family.n_params,
             direct=self._direct(self.column_distributions_),
+            any_order=self.allow_missing,
             **layout,
         )
         module.reset_parameters(self._torch_generator(rng))
         with torch.no_grad():
-            bias = family.initial_bias(Z, weights)
+            bias = family.initial_bias(self._complete_for_start(Z), weights)
             module.layers[-1].bias.copy_(torch.as_tensor(bias.reshape(-1)))
-        self._linear_gaussian_start(
-            module, family, Z, weights, n_rows, Z_val, weights_val
-        )
+        if not self.allow_missing:  # one ordering per row: no shared Gaussian start
+            self._linear_gaussian_start(
+                module, family, Z, weights, n_rows, Z_val, weights_val
+            )
         self.orderings_ = orderings
         return module
+
+    def _complete_for_start(self, Z: np.ndarray) -> np.ndarray:
+        """Z with missing entries filled for the starting biases only: each column's
+        most frequent value (discrete columns) or median (continuous ones)."""
+        missing = np.isnan(Z)
+        if not missing.any():
+            return Z
+        Z = Z.copy()
+        for j, kind in enumerate(self.column_distributions_):
+            observed = Z[~missing[:, j], j]
+            if observed.size == 0:
+                fill = 0.0
+            elif kind == "gaussian":
+                fill = float(np.median(observed))
+            else:
+                values, counts = np.unique(observed, return_counts=True)
+                fill = float(values[np.argmax(counts)])
+            Z[missing[:, j], j] = fill
+        return Z
+
+    # ------------------------------------------------------------------ any order
+
+    @staticmethod
+    def _observed_first(module, k: int, missing: torch.Tensor) -> torch.Tensor:
+        """Positions ``(n, D)`` of mask ``k``'s ordering rearranged per row so that
+        the observed variables come first, each group in the mask's order."""
+        n_features = missing.shape[1]
+        keys = module.variable_degrees[k][None, :] + n_features * missing.long()
+        return keys.argsort(dim=1).argsort(dim=1) + 1
+
+    def _batch_log_prob(self, module, family, x, k, weights, generator):
+        if not self.allow_missing:
+            return super()._batch_log_prob(module, family, x, k, weights, generator)
+        # A fresh random ordering per row, observed entries first; the loss is the
+        # log-likelihood of the observed entries (their marginal under that order).
+        missing = torch.isnan(x)
+        x = x.masked_fill(missing, 0.0)
+        keys = torch.rand(x.shape, generator=generator).to(x.device) + missing
+        positions = keys.argsort(dim=1).argsort(dim=1) + 1
+        params = module.forward_rows(family.encode(x), k, positions)
+        return family.log_prob(params, x).masked_fill(missing, 0.0)
+
+    def _start_log_prob(self, module, family, x):
+        if not self.allow_missing:
+            return super()._start_log_prob(module, family, x)
+        return self._per_mask_log_prob(module, x, 1)[0]
 
     def _linear_gaussian_start(
         self, module, family, Z, weights, n_rows, Z_val, weights_val
@@ -573,13 +650,29 @@ class MADEDensity(TorchDensity):
         that is far below any tolerance.
         """
         family = self._family()
+        missing = torch.isnan(x)
+        incomplete = missing.any(dim=1)
+        if not incomplete.any():
+            inputs = family.encode(x)
+            return torch.stack(
+                [
+                    family.log_prob(module(inputs, k), x, dtype=torch.float64)
+                    for k in range(n_masks)
+                ]
+            )
+        # Rows with missing entries: the observed entries' conditionals under each
+        # mask with its ordering rearranged to put them first (their marginal).
+        x = x.masked_fill(missing, 0.0)
         inputs = family.encode(x)
-        return torch.stack(
-            [
-                family.log_prob(module(inputs, k), x, dtype=torch.float64)
-                for k in range(n_masks)
-            ]
-        )
+        rows = incomplete.nonzero()[:, 0]
+        out = []
+        for k in range(n_masks):
+            log_prob = family.log_prob(module(inputs, k), x, dtype=torch.float64)
+            positions = self._observed_first(module, k, missing[rows])
+            params = module.forward_rows(inputs[rows], k, positions)
+            log_prob[rows] = family.log_prob(params, x[rows], dtype=torch.float64)
+            out.append(log_prob.masked_fill(missing, 0.0))
+        return torch.stack(out)
 
     def _block_log_likelihood(self, module, x, n_masks: int | None = None):
         """The mask mixture's log-density of a block of model values.
@@ -623,6 +716,10 @@ class MADEDensity(TorchDensity):
         X : array-like of shape (n_samples, n_features)
             Rows to explain.
 
+        With ``allow_missing=True`` a missing entry (NaN) contributes 0: the row's
+        contributions are those of its observed features, summing to its marginal
+        log-likelihood.
+
         Returns
         -------
         contributions : ndarray of shape (n_samples, n_features)
@@ -633,26 +730,28 @@ class MADEDensity(TorchDensity):
         module.eval()
         device = next(module.parameters()).device
         n_eval = self._n_eval_masks()
-        n_features = Z.shape[1]
         out = np.empty(Z.shape, dtype=np.float64)
         for start, x, n in row_blocks(Z, device):
             per_mask = self._per_mask_log_prob(module, x, n_eval)[:, :n]
+            observed = ~torch.isnan(x[:n])
+            n_observed = observed.sum(dim=1).clamp(min=1)
             totals = per_mask.sum(dim=2)
             responsibility = torch.softmax(totals, dim=0)
             weighted = (responsibility[:, :, None] * per_mask).sum(dim=0)
             log_density = torch.logsumexp(totals, dim=0) - math.log(n_eval)
-            weighted += ((log_density - weighted.sum(dim=1)) / n_features)[:, None]
+            correction = (log_density - weighted.sum(dim=1)) / n_observed
+            weighted += correction[:, None] * observed
             out[start : start + n] = weighted.cpu().numpy()
         log_jacobian = self._columns_.feature_log_jacobian()
         if log_jacobian is not None:
-            out += log_jacobian
+            out += np.where(np.isnan(Z), 0.0, log_jacobian)
         if impossible is not None:
             out[impossible] = -np.inf
         return out
 
     @torch.no_grad()
-    def sample(self, n_samples=1, random_state=None):
-        """Draw rows exactly from the fitted density.
+    def sample(self, n_samples=1, random_state=None, *, given=None):
+        """Draw rows exactly from the fitted density, or complete given rows.
 
         Each row picks one of the ``n_eval_masks`` masks uniformly (the mixture that
         :meth:`score_samples` evaluates), then draws its variables one by one in that
@@ -661,24 +760,116 @@ class MADEDensity(TorchDensity):
         drawn, so a batch costs about one forward pass plus ``n_features`` small
         steps rather than ``n_features`` full passes.
 
+        With ``given`` (a model fitted with ``allow_missing=True``), each given row's
+        missing entries (NaN) are drawn from their conditional distribution given its
+        observed entries, ``n_samples`` times: a mask is picked with probability
+        proportional to its marginal likelihood of the observed entries (its
+        posterior responsibility), then the missing variables are drawn one by one
+        in that mask's ordering rearranged to put the observed ones first. This is
+        exact for the mixture that :meth:`score_samples` evaluates; it costs one
+        pass of the network per missing variable.
+
         Parameters
         ----------
         n_samples : int, default=1
-            Number of rows to draw.
+            Number of rows to draw, or with ``given`` the number of draws per given
+            row.
 
         random_state : int, RandomState instance or None, default=None
             Seeds the draw. ``None`` uses numpy's global random state, as
             :meth:`sklearn.neighbors.KernelDensity.sample` does.
 
+        given : array-like or DataFrame of shape (n_given, n_features), default=None
+            Rows to complete: NaN marks the entries to draw, the other entries are
+            kept as they are.
+
         Returns
         -------
-        X : ndarray or DataFrame of shape (n_samples, n_features)
+        X : ndarray or DataFrame of shape (n_samples, n_features) or \
+                (n_given * n_samples, n_features)
             The drawn rows, in the units of the training data (categorical columns
             hold their categories). A DataFrame with the training frame's columns and
             categorical dtypes when the model was fitted on a DataFrame with
-            categorical, object or string columns.
+            categorical, object or string columns. With ``given``, row ``i`` of the
+            result completes given row ``i // n_samples``.
         """
-        return super().sample(n_samples, random_state)
+        if given is None:
+            return super().sample(n_samples, random_state)
+        self._check_n_samples(n_samples)
+        if not self.allow_missing:
+            raise ValueError(
+                "sample(given=...) draws missing entries given observed ones, which "
+                "needs a model trained for any ordering of the columns. Refit with "
+                "allow_missing=True."
+            )
+        X = self._read_input(given)
+        Z, impossible = self._columns_.scoring_values(X, "error")
+        if impossible is not None:
+            raise ValueError(
+                "given holds continuous values more than 1e15 standard deviations "
+                "from the training mean: the model gives them no probability, so "
+                "nothing can be drawn given them."
+            )
+        X, Z = np.repeat(X, n_samples, axis=0), np.repeat(Z, n_samples, axis=0)
+        module = self.module_
+        module.eval()
+        device = next(module.parameters()).device
+        drawn = self._draw_given(module, Z, check_random_state(random_state), device)
+        drawn = self._columns_.from_internal(drawn.cpu().double().numpy())
+        observed = ~np.isnan(X)
+        drawn[observed] = X[observed]  # exactly as given, not via standardization
+        return self._columns_.output(drawn, getattr(self, "feature_names_in_", None))
+
+    def _draw_given(self, module, Z: np.ndarray, rng, device) -> torch.Tensor:
+        """Model values with Z's missing entries drawn from their conditional."""
+        family = self._family()
+        n_eval = self._n_eval_masks()
+        n_rows, n_features = Z.shape
+        # The mask of each row, drawn from its posterior given the observed entries.
+        totals = np.empty((n_eval, n_rows))
+        for start, x, n in row_blocks(Z, device):
+            per_mask = self._per_mask_log_prob(module, x, n_eval).sum(dim=2)
+            totals[:, start : start + n] = per_mask[:, :n].cpu().numpy()
+        posterior = np.exp(totals - totals.max(axis=0))
+        cumulative = np.cumsum(posterior / posterior.sum(axis=0), axis=0)
+        uniforms = rng.random_sample(n_rows)
+        mask_of_row = np.minimum((cumulative < uniforms).sum(axis=0), n_eval - 1)
+        noise = family.noise((n_rows, n_features), self._torch_generator(rng))
+        noise = noise.to(device)
+        missing = torch.as_tensor(np.isnan(Z), device=device)
+        x = torch.as_tensor(np.nan_to_num(Z), dtype=torch.float32, device=device)
+        for k in np.unique(mask_of_row):
+            rows = torch.as_tensor(np.flatnonzero(mask_of_row == k), device=device)
+            positions = self._observed_first(module, int(k), missing[rows])
+            variable_at = positions.argsort(dim=1)  # the variable at each position
+            n_observed = (~missing[rows]).sum(dim=1)
+            for i in range(int(n_observed.min()), n_features):
+                active = n_observed <= i  # rows whose i-th variable is missing
+                if not active.any():
+                    continue
+                active_rows = rows[active]
+                params = module.forward_rows(
+                    family.encode(x[active_rows]), int(k), positions[active]
+                )
+                variables = variable_at[active, i]
+                x[active_rows, variables] = self._draw_variables(
+                    family, params, variables, noise[active_rows]
+                )
+        return x
+
+    @staticmethod
+    def _draw_variables(family, params, variables, noise) -> torch.Tensor:
+        """Row ``n``'s value of variable ``variables[n]`` from the network outputs."""
+        noise = noise.gather(1, variables[:, None])[:, 0]
+        if not isinstance(family, Table):
+            index = variables[:, None, None].expand(-1, params.shape[1], 1)
+            return family.draw(params.gather(2, index)[:, :, 0], noise)
+        values = torch.empty_like(noise)
+        for d in variables.unique().tolist():
+            rows = variables == d
+            block = params[rows, family.out_starts[d] : family.out_starts[d + 1]]
+            values[rows] = family.draw_variable(d, block.T, noise[rows])
+        return values
 
     def _draw(self, module, n_samples, rng, device):
         family = self._family()

@@ -262,8 +262,7 @@ best_validation_score_, n_iter_, n_steps_
             torch.as_tensor(weights, dtype=torch.float32, device=device),
         )
 
-    @staticmethod
-    def _batch_log_prob(module, family, x, k, weights):
+    def _batch_log_prob(self, module, family, x, k, weights, generator):
         # Batch normalization's training moments are weighted like the loss.
         return module(x, k, weights=weights)
 

@@ -73,6 +73,12 @@ class MADE(nn.Module):
     output_sizes : sequence of int, optional
         Output units of each variable, laid out variable-major (variable ``d`` owns a
         contiguous block). Default: ``n_params`` per variable, parameter-major.
+    any_order : bool
+        Prepare the network for a different ordering in every row
+        (:meth:`forward_rows`): the connections from the inputs and to the outputs
+        then depend on the row's ordering, while the hidden layers keep each mask's
+        degrees. Every weight of those connections is trained and penalized, since
+        some ordering uses it.
 
     Notes
     -----
@@ -96,8 +102,10 @@ class MADE(nn.Module):
         *,
         input_sizes: Sequence[int] | None = None,
         output_sizes: Sequence[int] | None = None,
+        any_order: bool = False,
     ) -> None:
         super().__init__()
+        self.any_order = bool(any_order)
         variable_degrees = torch.as_tensor(degrees[0]).long()
         n_masks, n_features = variable_degrees.shape
         self.n_features = n_features
@@ -120,6 +128,8 @@ class MADE(nn.Module):
             )
         # Degrees are buffers: they travel with the module (device, state_dict, pickle).
         self.register_buffer("variable_degrees", variable_degrees)
+        self.register_buffer("in_variable", in_variable, persistent=False)
+        self.register_buffer("out_variable", out_variable, persistent=False)
         self.register_buffer("degrees_0", variable_degrees[:, in_variable])
         for i, layer_degrees in enumerate(degrees[1:], start=1):
             self.register_buffer(f"degrees_{i}", torch.as_tensor(layer_degrees).long())
@@ -158,6 +168,7 @@ class MADE(nn.Module):
             "direct": self.direct is not None,
             "input_sizes": [int(s) for s in self.input_sizes],
             "output_sizes": [int(s) for s in self.output_sizes],
+            "any_order": self.any_order,
             "state": {
                 name: tensor.detach().cpu().numpy()
                 for name, tensor in self.state_dict().items()
@@ -179,6 +190,7 @@ class MADE(nn.Module):
             arrays["direct"],
             input_sizes=arrays["input_sizes"],
             output_sizes=None if arrays["n_params"] else arrays["output_sizes"],
+            any_order=arrays.get("any_order", False),
         )
         made.load_state_dict(state)
         return made
@@ -224,14 +236,45 @@ class MADE(nn.Module):
         self._mask_cache[key] = masks
         return masks
 
+    def _row_dependent(self, inp: int, out: int) -> bool:
+        """Whether a connection changes with the row's ordering (``any_order``)."""
+        return self.any_order and (inp == 0 or out == len(self.layers))
+
+    def _possible(self, inp: int, out: int) -> Tensor:
+        """Weights of a row-dependent connection that some ordering uses: all of
+        them, except a variable's own inputs to its outputs."""
+        if inp == 0 and out == len(self.layers):
+            return self.out_variable[:, None] != self.in_variable[None, :]
+        n_out, n_in = (len(self._degrees(i)[0]) for i in (out, inp))
+        return torch.ones(n_out, n_in, dtype=torch.bool, device=self.in_variable.device)
+
+    def trained_masks(self, k: int) -> list[Tensor]:
+        """The weights mask ``k`` trains, one float mask per masked layer.
+
+        Mask ``k``'s own masks, or with ``any_order`` its hidden-to-hidden masks and,
+        for the row-dependent connections, every weight some ordering uses.
+        """
+        masks = self.masks(k)
+        if not self.any_order:
+            return masks
+        return [
+            self._possible(inp, out).to(mask.dtype)
+            if self._row_dependent(inp, out)
+            else mask
+            for mask, (_, inp, out, _) in zip(masks, self._wiring(), strict=True)
+        ]
+
     def reset_parameters(self, generator: torch.Generator) -> None:
         """Initialise every layer from ``generator`` (no global random state)."""
         for layer, inp, out, strict in self._wiring():
-            used = torch.zeros_like(layer.weight, dtype=torch.bool)
-            for k in range(self.n_masks):
-                used |= connectivity(
-                    self._degrees(out)[k], self._degrees(inp)[k], strict=strict
-                )
+            if self._row_dependent(inp, out):
+                used = self._possible(inp, out)
+            else:
+                used = torch.zeros_like(layer.weight, dtype=torch.bool)
+                for k in range(self.n_masks):
+                    used |= connectivity(
+                        self._degrees(out)[k], self._degrees(inp)[k], strict=strict
+                    )
             layer.reset_parameters(generator, used)
 
     @property
@@ -242,7 +285,7 @@ class MADE(nn.Module):
         masked gradients (see :meth:`mask_grads`), so multiplying by the mask at every
         call would change nothing; skipping it saves a copy and a product per layer.
         """
-        return self.n_masks == 1
+        return self.n_masks == 1 and not self.any_order
 
     def forward(self, x: Tensor, k: int = 0) -> Tensor:
         """Distribution parameters of every conditional under mask ``k``.
@@ -265,6 +308,65 @@ class MADE(nn.Module):
             return h
         return h.view(x.shape[0], self.n_params, self.n_features)
 
+    # Row-dependent masks are materialized per row: at most this many elements at a
+    # time (a block of rows is processed at once).
+    _ROW_MASK_ELEMENTS = 2**23
+
+    def forward_rows(self, x: Tensor, k: int, positions: Tensor) -> Tensor:
+        """Parameters of every conditional with a different ordering in every row.
+
+        ``positions[n, d]`` is the position (1 to D) of variable ``d`` in row ``n``'s
+        ordering. The hidden layers keep mask ``k``'s degrees; the connections from
+        the inputs (a hidden unit of degree ``m`` sees the row's first ``m``
+        variables) and to the outputs (variable ``d`` sees hidden units of degree
+        below its position, and, with direct connections, the variables before it)
+        follow the row's ordering. Each row is then an exact autoregressive model
+        in its own ordering. Same output layout as :meth:`forward`.
+        """
+        widest = max(
+            [layer.weight.numel() for layer in self.layers]
+            + ([self.direct.weight.numel()] if self.direct is not None else [])
+        )
+        block = max(1, self._ROW_MASK_ELEMENTS // max(widest, 1))
+        out = []
+        for start in range(0, x.shape[0], block):
+            out.append(
+                self._forward_rows(
+                    x[start : start + block], k, positions[start : start + block]
+                )
+            )
+        h = torch.cat(out) if len(out) > 1 else out[0]
+        if self.n_params is None:
+            return h
+        return h.view(x.shape[0], self.n_params, self.n_features)
+
+    def _forward_rows(self, x: Tensor, k: int, positions: Tensor) -> Tensor:
+        in_position = positions[:, self.in_variable]  # (n, n_inputs)
+        out_position = positions[:, self.out_variable]  # (n, n_outputs)
+        last = len(self.layers) - 1
+        masks = self.masks(k)
+        h = x
+        for i, layer in enumerate(self.layers):
+            if i == 0 and i == last:  # no hidden layer: inputs straight to outputs
+                row_mask = out_position[:, :, None] > in_position[:, None, :]
+            elif i == 0:
+                degrees = self._degrees(1)[k]
+                row_mask = degrees[None, :, None] >= in_position[:, None, :]
+            elif i == last:
+                degrees = self._degrees(last)[k]
+                row_mask = out_position[:, :, None] > degrees[None, None, :]
+            else:
+                h = F.relu(F.linear(h, layer.weight * masks[i], layer.bias))
+                continue
+            weight = layer.weight * row_mask.to(layer.weight.dtype)
+            h = torch.bmm(weight, h[:, :, None])[:, :, 0] + layer.bias
+            h = F.relu(h) if i < last else h
+        if self.direct is not None:
+            row_mask = out_position[:, :, None] > in_position[:, None, :]
+            weight = self.direct.weight * row_mask.to(self.direct.weight.dtype)
+            h = h + torch.bmm(weight, x[:, :, None])[:, :, 0]
+        return h
+
     @torch.no_grad()
     def mask_grads(self, k: int, penalty_scale: float = 0.0) -> None:
         """Finish the weights' gradients after ``backward``: mask, then add the L2 term.
@@ -273,7 +375,7 @@ class MADE(nn.Module):
         layer (cheaper than differentiating the penalty). Weights outside mask ``k``
         get no penalty, so unused weights never decay into slow denormal floats.
         """
-        for layer, mask in zip(self.masked_layers, self.masks(k), strict=True):
+        for layer, mask in zip(self.masked_layers, self.trained_masks(k), strict=True):
             if layer.weight.grad is None:
                 layer.weight.grad = torch.zeros_like(layer.weight)
             grad = layer.weight.grad
@@ -289,5 +391,7 @@ class MADE(nn.Module):
         """Sum of squared weights in use under mask ``k`` (the L2 term)."""
         return sum(
             (layer.weight * mask).square().sum()
-            for layer, mask in zip(self.masked_layers, self.masks(k), strict=True)
+            for layer, mask in zip(
+                self.masked_layers, self.trained_masks(k), strict=True
+            )
         )

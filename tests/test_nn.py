@@ -79,3 +79,30 @@ def test_direct_connections_reach_every_earlier_variable(n_masks):
         depends, ok = dependence(made, k, x)[0], allowed(orderings[k])
         assert torch.all(depends[ok] > 0)
         assert torch.all(depends[~ok] == 0)
+
+
+@pytest.mark.parametrize("hidden", [(), (6,), (9, 5)])
+@pytest.mark.parametrize("direct", [False, True])
+def test_row_orderings_are_autoregressive_per_row(hidden, direct):
+    # With any_order, every row is an exact autoregressive model in its own
+    # ordering: output d of row n depends only on the variables before d in row n.
+    made, orderings = random_made(6, hidden, 2, n_params=2, direct=direct)
+    made.any_order = True
+    generator = torch.Generator().manual_seed(0)
+    n = 4
+    positions = torch.stack(
+        [torch.randperm(6, generator=generator) + 1 for _ in range(n)]
+    )
+    x = torch.randn(n, 6, generator=generator)
+    for k in range(made.n_masks):
+        jacobian = torch.autograd.functional.jacobian(
+            lambda x, k=k: made.forward_rows(x, k, positions), x
+        )  # (n, P, D, n, D)
+        for row in range(n):
+            depends = jacobian[row, :, :, row, :].abs()  # (P, D out, D in)
+            before = positions[row][None, :] < positions[row][:, None]
+            assert torch.all(depends[:, ~before] == 0)
+            if hidden == (9, 5) or direct:
+                assert depends[:, before].sum() > 0
+        own = torch.as_tensor(np.argsort(orderings[k]) + 1).repeat(n, 1)
+        torch.testing.assert_close(made.forward_rows(x, k, own), made(x, k))
