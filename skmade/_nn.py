@@ -350,11 +350,14 @@ class MADE(nn.Module):
             if i == 0 and i == last:  # no hidden layer: inputs straight to outputs
                 row_mask = out_position[:, :, None] > in_position[:, None, :]
             elif i == 0:
-                degrees = self._degrees(1)[k]
-                row_mask = degrees[None, :, None] >= in_position[:, None, :]
+                h = self._inputs_to_rows(layer, self._degrees(1)[k], x, in_position)
+                h = F.relu(h) if i < last else h
+                continue
             elif i == last:
-                degrees = self._degrees(last)[k]
-                row_mask = out_position[:, :, None] > degrees[None, None, :]
+                h = self._rows_to_outputs(
+                    layer, self._degrees(last)[k], h, out_position
+                )
+                continue
             else:
                 h = F.relu(F.linear(h, layer.weight * masks[i], layer.bias))
                 continue
@@ -366,6 +369,46 @@ class MADE(nn.Module):
             weight = self.direct.weight * row_mask.to(self.direct.weight.dtype)
             h = h + torch.bmm(weight, x[:, :, None])[:, :, 0]
         return h
+
+    @staticmethod
+    def _inputs_to_rows(layer, degrees, x, in_position):
+        """The first hidden layer when each row has its own ordering.
+
+        A hidden unit of degree ``m`` sees the row's first ``m`` variables: for each
+        distinct degree, the inputs are masked per row (a mask of the inputs' size,
+        not of the layer's) and multiplied by the weights of that degree's units.
+        """
+        levels, group = torch.unique(degrees, return_inverse=True)
+        visible = in_position[:, None, :] <= levels[None, :, None]  # (n, Q, inputs)
+        units, parts = [], []
+        for q in range(len(levels)):
+            members = (group == q).nonzero()[:, 0]
+            units.append(members)
+            inputs = x * visible[:, q].to(x.dtype)
+            parts.append(F.linear(inputs, layer.weight[members]))
+        order = torch.argsort(torch.cat(units))
+        return torch.cat(parts, dim=1)[:, order] + layer.bias
+
+    @staticmethod
+    def _rows_to_outputs(layer, degrees, h, out_position):
+        """The output layer when each row has its own ordering.
+
+        Output ``o`` of row ``n`` sees the hidden units of degree below its position.
+        Grouping the hidden units by degree, ``G[n, o, q]`` is the contribution of
+        the group of the ``q``-th smallest degree (one small product per group,
+        together the cost of one dense product); summed cumulatively over the
+        groups, the sum each output needs is read at the number of groups below its
+        position. No per-row mask of the layer's size is materialized.
+        """
+        levels, group = torch.unique(degrees, return_inverse=True)
+        parts = [
+            F.linear(h[:, group == q], layer.weight[:, group == q])
+            for q in range(len(levels))
+        ]
+        cumulative = torch.stack(parts, dim=2).cumsum(dim=2)  # (n, O, Q)
+        cumulative = F.pad(cumulative, (1, 0))  # no group below the first degree
+        seen = torch.searchsorted(levels, out_position.contiguous(), right=False)
+        return cumulative.gather(2, seen[:, :, None])[:, :, 0] + layer.bias
 
     @torch.no_grad()
     def mask_grads(self, k: int, penalty_scale: float = 0.0) -> None:
