@@ -1,8 +1,9 @@
 """skmade: MADE density estimators with the scikit-learn API, in PyTorch."""
 
 from ._density import MADEDensity
+from ._impute import MADEImputer
 from ._maf import MAFDensity
 from ._outlier import MADEOutlierDetector
 
-__all__ = ["MADEDensity", "MADEOutlierDetector", "MAFDensity"]
+__all__ = ["MADEDensity", "MADEImputer", "MADEOutlierDetector", "MAFDensity"]
 __version__ = "0.1.0.dev0"

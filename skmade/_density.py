@@ -820,8 +820,15 @@ class MADEDensity(TorchDensity):
         drawn[observed] = X[observed]  # exactly as given, not via standardization
         return self._columns_.output(drawn, getattr(self, "feature_names_in_", None))
 
-    def _draw_given(self, module, Z: np.ndarray, rng, device) -> torch.Tensor:
-        """Model values with Z's missing entries drawn from their conditional."""
+    def _draw_given(
+        self, module, Z: np.ndarray, rng, device, point: bool = False
+    ) -> torch.Tensor:
+        """Model values with Z's missing entries drawn from their conditional.
+
+        With ``point``, each missing entry instead gets its conditional's mean or
+        mode given the observed and the earlier filled entries, under each row's
+        most responsible mask (a deterministic completion, for imputation).
+        """
         family = self._family()
         n_eval = self._n_eval_masks()
         n_rows, n_features = Z.shape
@@ -832,8 +839,11 @@ class MADEDensity(TorchDensity):
             totals[:, start : start + n] = per_mask[:, :n].cpu().numpy()
         posterior = np.exp(totals - totals.max(axis=0))
         cumulative = np.cumsum(posterior / posterior.sum(axis=0), axis=0)
-        uniforms = rng.random_sample(n_rows)
-        mask_of_row = np.minimum((cumulative < uniforms).sum(axis=0), n_eval - 1)
+        if point:
+            mask_of_row = np.argmax(totals, axis=0)
+        else:
+            uniforms = rng.random_sample(n_rows)
+            mask_of_row = np.minimum((cumulative < uniforms).sum(axis=0), n_eval - 1)
         noise = family.noise((n_rows, n_features), self._torch_generator(rng))
         noise = noise.to(device)
         missing = torch.as_tensor(np.isnan(Z), device=device)
@@ -853,23 +863,47 @@ class MADEDensity(TorchDensity):
                 )
                 variables = variable_at[active, i]
                 x[active_rows, variables] = self._draw_variables(
-                    family, params, variables, noise[active_rows]
+                    family, params, variables, noise[active_rows], point
                 )
         return x
 
     @staticmethod
-    def _draw_variables(family, params, variables, noise) -> torch.Tensor:
-        """Row ``n``'s value of variable ``variables[n]`` from the network outputs."""
+    def _draw_variables(family, params, variables, noise, point) -> torch.Tensor:
+        """Row ``n``'s value of variable ``variables[n]`` from the network outputs:
+        a draw, or with ``point`` the conditional's mean or mode."""
         noise = noise.gather(1, variables[:, None])[:, 0]
         if not isinstance(family, Table):
             index = variables[:, None, None].expand(-1, params.shape[1], 1)
-            return family.draw(params.gather(2, index)[:, :, 0], noise)
+            chosen = params.gather(2, index)[:, :, 0]
+            return family.point(chosen) if point else family.draw(chosen, noise)
         values = torch.empty_like(noise)
         for d in variables.unique().tolist():
             rows = variables == d
-            block = params[rows, family.out_starts[d] : family.out_starts[d + 1]]
-            values[rows] = family.draw_variable(d, block.T, noise[rows])
+            block = params[rows, family.out_starts[d] : family.out_starts[d + 1]].T
+            if point:
+                values[rows] = family.point_variable(d, block)
+            else:
+                values[rows] = family.draw_variable(d, block, noise[rows])
         return values
+
+    @torch.no_grad()
+    def _complete(self, X: np.ndarray) -> np.ndarray:
+        """Numeric rows with every missing entry set to its conditional mean or mode
+        given the row's observed and earlier filled entries (see ``_draw_given``)."""
+        Z, impossible = self._columns_.scoring_values(X, "error")
+        if impossible is not None:
+            raise ValueError(
+                "X holds continuous values more than 1e15 standard deviations from "
+                "the training mean: the model cannot condition on them."
+            )
+        module = self.module_
+        module.eval()
+        device = next(module.parameters()).device
+        filled = self._draw_given(module, Z, check_random_state(0), device, point=True)
+        filled = self._columns_.from_internal(filled.cpu().double().numpy())
+        observed = ~np.isnan(X)
+        filled[observed] = X[observed]
+        return filled
 
     def _draw(self, module, n_samples, rng, device):
         family = self._family()

@@ -69,6 +69,10 @@ class Family(Protocol):
     def draw(self, params: Tensor, noise: Tensor) -> Tensor:
         """Values from parameters (parameter axis second) and noise."""
 
+    def point(self, params: Tensor) -> Tensor:
+        """The conditional's mean (continuous) or mode (discrete), from parameters
+        with the parameter axis second."""
+
 
 class Bernoulli:
     """Binary variables; one logit per variable."""
@@ -114,6 +118,11 @@ class Bernoulli:
     def draw(cls, params: Tensor, noise: Tensor) -> Tensor:
         """Values from one variable's parameters ``(n, n_params)`` and uniforms."""
         return (params[:, 0] > cls.threshold(noise)).to(params.dtype)
+
+    @staticmethod
+    def point(params: Tensor) -> Tensor:
+        """The more probable value."""
+        return (params[:, 0] > 0).to(params.dtype)
 
 
 class Gaussian:
@@ -171,6 +180,11 @@ class Gaussian:
     def draw(cls, params: Tensor, noise: Tensor) -> Tensor:
         mean, log_scale = cls.mean_and_log_scale(params)
         return mean + torch.exp(log_scale) * noise
+
+    @classmethod
+    def point(cls, params: Tensor) -> Tensor:
+        """The mean."""
+        return cls.mean_and_log_scale(params)[0]
 
 
 def _soft_floor(raw: Tensor) -> Tensor:
@@ -255,6 +269,11 @@ class MixtureOfGaussians:
         normal = torch.special.ndtri(fresh)
         return (mean.double() + torch.exp(log_scale.double()) * normal).to(noise.dtype)
 
+    def point(self, params: Tensor) -> Tensor:
+        """The mixture's mean."""
+        logits, means, _ = self.split(params)
+        return (torch.softmax(logits, dim=1) * means).sum(dim=1)
+
 
 class Categorical:
     """Integer-coded variables with ``n_categories`` values; a logit per category.
@@ -305,6 +324,11 @@ class Categorical:
     def draw(self, params: Tensor, noise: Tensor) -> Tensor:
         index, _ = _component_and_uniform(params.movedim(1, 0), noise)
         return index.to(noise.dtype)
+
+    @staticmethod
+    def point(params: Tensor) -> Tensor:
+        """The most probable category's code."""
+        return params.argmax(dim=1).to(params.dtype)
 
 
 def column_family(kind: str, size: int) -> Family:
@@ -423,6 +447,18 @@ class Table:
             group_params = params[:, out_index.to(noise.device)]
             out[:, columns] = family.draw(group_params, noise[:, columns])
         return out
+
+    def point(self, params: Tensor) -> Tensor:
+        """Every column's mean or mode from flat outputs ``(n, n_outputs)``."""
+        out = params.new_empty(params.shape[0], len(self.kinds))
+        for family, columns, out_index in self.groups:
+            columns = columns.to(params.device)
+            out[:, columns] = family.point(params[:, out_index.to(params.device)])
+        return out
+
+    def point_variable(self, d: int, params: Tensor) -> Tensor:
+        """Column ``d``'s mean or mode from its parameters ``(w, n)``."""
+        return self.families[d].point(params[None])[0]
 
     def draw_variable(self, d: int, params: Tensor, noise: Tensor) -> Tensor:
         """Values of column ``d`` from its parameters ``(w, n)`` and noise ``(n,)``."""

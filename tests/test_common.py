@@ -5,7 +5,7 @@ import pytest
 from numpy.testing import assert_allclose
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from skmade import MADEDensity, MADEOutlierDetector, MAFDensity
+from skmade import MADEDensity, MADEImputer, MADEOutlierDetector, MAFDensity
 
 
 def _expected_failed_checks(estimator):
@@ -27,6 +27,13 @@ def _expected_failed_checks(estimator):
     [
         MADEDensity(hidden_layer_sizes=(8,), max_iter=5, random_state=0, device="cpu"),
         MADEDensity(max_iter=5, random_state=0, device="cpu"),  # default architecture
+        MADEDensity(
+            hidden_layer_sizes=(8,), allow_missing=True, max_iter=5, random_state=0
+        ),
+        MADEImputer(
+            MADEDensity(hidden_layer_sizes=(8,), max_iter=5, device="cpu"),
+            random_state=0,
+        ),
         MAFDensity(
             n_flows=2, hidden_layer_sizes=(8,), max_iter=5, random_state=0, device="cpu"
         ),
