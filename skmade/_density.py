@@ -19,6 +19,7 @@ from ._families import (
     gaussian_log_likelihood,
     linear_gaussian,
 )
+from ._gaussian import GaussianBase, gaussian_em, marginal_log_likelihood
 from ._masks import check_ordering, make_degrees, make_orderings
 from ._nn import MADE
 from ._sampling import sample_incremental
@@ -30,6 +31,10 @@ _VALIDATION_MASKS = 8
 # on the hidden path's output weights.
 _START_RIDGE = 1e-3
 _START_HIDDEN_SCALE = 0.1
+# Most continuous columns under a Gaussian base (allow_missing).
+_GAUSSIAN_BASE_MAX = 128
+# Orderings whose mixture answers a completion (MADEImputer's conditional means).
+_COMPLETION_ORDERINGS = 16
 
 
 class MADEDensity(TorchDensity):
@@ -455,12 +460,94 @@ class MADEDensity(TorchDensity):
         with torch.no_grad():
             bias = family.initial_bias(self._complete_for_start(Z), weights)
             module.layers[-1].bias.copy_(torch.as_tensor(bias.reshape(-1)))
-        if not self.allow_missing:  # one ordering per row: no shared Gaussian start
+        if self.allow_missing:  # an ordering per row: a Gaussian for any ordering
+            self._gaussian_base(module, family, Z, weights, Z_val, weights_val, rng)
+        else:
             self._linear_gaussian_start(
                 module, family, Z, weights, n_rows, Z_val, weights_val
             )
         self.orderings_ = orderings
         return module
+
+    def _gaussian_base(
+        self, module, family, Z, weights, Z_val, weights_val, rng
+    ) -> None:
+        """Put a Gaussian's exact conditionals under the continuous outputs.
+
+        With ``allow_missing`` the network predicts each continuous column from any
+        subset of the others; a full-covariance Gaussian, fitted by EM to the
+        incomplete rows, gives the exact conditional for every subset, and the
+        network's outputs are offsets from it (see ``skmade._gaussian``). Training
+        starts at that Gaussian: component means spread around its mean by half of
+        the column's scale given all other columns, component scales shrunk so that
+        the mixture keeps its variance, the hidden path's output weights small and
+        the direct weights of those outputs at zero. As for the Gaussian start of
+        a fixed ordering, the validation rows choose between the covariance shrunk
+        as OAS does and the plain one (without any, the shrunk one). Used for 2 to
+        ``_GAUSSIAN_BASE_MAX`` continuous columns (a Cholesky factor per row and
+        step costs the cube of their number).
+        """
+        kinds = np.asarray(self.column_distributions_)
+        columns = np.flatnonzero(kinds == "gaussian")
+        if not 2 <= columns.size <= _GAUSSIAN_BASE_MAX:
+            return
+        fitted = gaussian_em(Z[:, columns], weights, _START_RIDGE, rng)
+        if fitted is None:
+            return
+        if Z_val.shape[0]:
+            plain = gaussian_em(Z[:, columns], weights, _START_RIDGE, rng, False)
+            if plain is not None:
+                scores = [
+                    np.average(
+                        marginal_log_likelihood(*candidate, Z_val[:, columns]),
+                        weights=weights_val if weights_val.sum() > 0 else None,
+                    )
+                    for candidate in (fitted, plain)
+                ]
+                if scores[1] > scores[0]:
+                    fitted = plain
+        mean, cov = fitted
+        if isinstance(family, Table):
+            families = [family.families[d] for d in columns]
+            in_units = family.in_starts[columns]
+            out_starts, stride = family.out_starts[columns], 1
+        else:
+            families = [family] * columns.size
+            in_units = columns
+            out_starts, stride = columns, Z.shape[1]
+        C = getattr(families[0], "n_components", 1)
+        first_mean, first_raw = (0, 1) if C == 1 else (C, 2 * C)
+        offsets = stride * np.arange(C)
+        mean_units = out_starts[:, None] + stride * first_mean + offsets
+        scale_units = out_starts[:, None] + stride * first_raw + offsets
+        spread = np.arange(C) - (C - 1) / 2
+        if C > 1:  # in units of the scale given all other columns; variance 0.25
+            spread = 0.5 * spread / spread.std()
+        given_rest = 1.0 / np.sqrt(np.diag(np.linalg.inv(cov)))
+        output = module.layers[-1]
+        with torch.no_grad():
+            units = np.concatenate(
+                [out_starts + stride * p for p in range(families[0].n_params)]
+            )
+            output.weight[units] *= _START_HIDDEN_SCALE
+            if module.direct is not None:
+                module.direct.weight[units] = 0.0
+            output.bias[units] = 0.0
+            output.bias[mean_units] = torch.as_tensor(
+                given_rest[:, None] * spread[None, :], dtype=output.bias.dtype
+            )
+            output.bias[scale_units] = 0.5 * math.log(1.0 - spread.var())
+        module.set_gaussian(
+            GaussianBase(
+                torch.from_numpy(mean),
+                torch.from_numpy(cov),
+                torch.from_numpy(columns),
+                torch.from_numpy(np.asarray(in_units)),
+                torch.from_numpy(mean_units),
+                torch.from_numpy(scale_units),
+                n_outputs=output.out_features,
+            )
+        )
 
     def _complete_for_start(self, Z: np.ndarray) -> np.ndarray:
         """Z with missing entries filled for the starting biases only: each column's
@@ -820,15 +907,8 @@ class MADEDensity(TorchDensity):
         drawn[observed] = X[observed]  # exactly as given, not via standardization
         return self._columns_.output(drawn, getattr(self, "feature_names_in_", None))
 
-    def _draw_given(
-        self, module, Z: np.ndarray, rng, device, point: bool = False
-    ) -> torch.Tensor:
-        """Model values with Z's missing entries drawn from their conditional.
-
-        With ``point``, each missing entry instead gets its conditional's mean or
-        mode given the observed and the earlier filled entries, under each row's
-        most responsible mask (a deterministic completion, for imputation).
-        """
+    def _draw_given(self, module, Z: np.ndarray, rng, device) -> torch.Tensor:
+        """Model values with Z's missing entries drawn from their conditional."""
         family = self._family()
         n_eval = self._n_eval_masks()
         n_rows, n_features = Z.shape
@@ -839,11 +919,8 @@ class MADEDensity(TorchDensity):
             totals[:, start : start + n] = per_mask[:, :n].cpu().numpy()
         posterior = np.exp(totals - totals.max(axis=0))
         cumulative = np.cumsum(posterior / posterior.sum(axis=0), axis=0)
-        if point:
-            mask_of_row = np.argmax(totals, axis=0)
-        else:
-            uniforms = rng.random_sample(n_rows)
-            mask_of_row = np.minimum((cumulative < uniforms).sum(axis=0), n_eval - 1)
+        uniforms = rng.random_sample(n_rows)
+        mask_of_row = np.minimum((cumulative < uniforms).sum(axis=0), n_eval - 1)
         noise = family.noise((n_rows, n_features), self._torch_generator(rng))
         noise = noise.to(device)
         missing = torch.as_tensor(np.isnan(Z), device=device)
@@ -863,33 +940,38 @@ class MADEDensity(TorchDensity):
                 )
                 variables = variable_at[active, i]
                 x[active_rows, variables] = self._draw_variables(
-                    family, params, variables, noise[active_rows], point
+                    family, params, variables, noise[active_rows]
                 )
         return x
 
     @staticmethod
-    def _draw_variables(family, params, variables, noise, point) -> torch.Tensor:
-        """Row ``n``'s value of variable ``variables[n]`` from the network outputs:
-        a draw, or with ``point`` the conditional's mean or mode."""
+    def _draw_variables(family, params, variables, noise) -> torch.Tensor:
+        """Row ``n``'s draw of variable ``variables[n]`` from the network outputs."""
         noise = noise.gather(1, variables[:, None])[:, 0]
         if not isinstance(family, Table):
             index = variables[:, None, None].expand(-1, params.shape[1], 1)
-            chosen = params.gather(2, index)[:, :, 0]
-            return family.point(chosen) if point else family.draw(chosen, noise)
+            return family.draw(params.gather(2, index)[:, :, 0], noise)
         values = torch.empty_like(noise)
         for d in variables.unique().tolist():
             rows = variables == d
             block = params[rows, family.out_starts[d] : family.out_starts[d + 1]].T
-            if point:
-                values[rows] = family.point_variable(d, block)
-            else:
-                values[rows] = family.draw_variable(d, block, noise[rows])
+            values[rows] = family.draw_variable(d, block, noise[rows])
         return values
 
     @torch.no_grad()
     def _complete(self, X: np.ndarray) -> np.ndarray:
         """Numeric rows with every missing entry set to its conditional mean or mode
-        given the row's observed and earlier filled entries (see ``_draw_given``)."""
+        given the row's observed entries.
+
+        The conditional of one missing variable given the observed ones is one
+        output of the network when the row's ordering puts the observed variables
+        first and every missing variable right after them (all at the same
+        position: each sees the observed ones only), so one pass gives them all.
+        The answer is the mixture over ``_COMPLETION_ORDERINGS`` such orderings
+        (the ``n_eval_masks`` masks, each with random orders of the observed
+        variables), each weighted by its likelihood of the observed entries: the
+        mean, or the mode, of the mixture's conditional. Deterministic.
+        """
         Z, impossible = self._columns_.scoring_values(X, "error")
         if impossible is not None:
             raise ValueError(
@@ -899,8 +981,36 @@ class MADEDensity(TorchDensity):
         module = self.module_
         module.eval()
         device = next(module.parameters()).device
-        filled = self._draw_given(module, Z, check_random_state(0), device, point=True)
-        filled = self._columns_.from_internal(filled.cpu().double().numpy())
+        family = self._family()
+        n_eval = self._n_eval_masks()
+        per_mask = -(-_COMPLETION_ORDERINGS // n_eval)
+        generator = torch.Generator().manual_seed(0)
+        filled = np.empty(Z.shape)
+        for start, x, n in row_blocks(Z, device):
+            missing = torch.isnan(x)
+            x = x.masked_fill(missing, 0.0)
+            inputs = family.encode(x)
+            n_observed = (~missing).sum(dim=1, keepdim=True)
+            log_weights, expected = [], []
+            for k in range(n_eval):
+                for r in range(per_mask):
+                    if r == 0:  # the mask's own order of the observed variables
+                        positions = self._observed_first(module, k, missing)
+                    else:
+                        keys = torch.rand(x.shape, generator=generator).to(device)
+                        positions = (keys + missing).argsort(1).argsort(1) + 1
+                    positions = torch.where(missing, n_observed + 1, positions)
+                    params = module.forward_rows(inputs, k, positions)
+                    log_prob = family.log_prob(params, x, dtype=torch.float64)
+                    log_weights.append(log_prob.masked_fill(missing, 0.0).sum(dim=1))
+                    expected.append(family.expectation(params).double())
+            weights = torch.softmax(torch.stack(log_weights), dim=0)
+            mixed = (
+                weights.view(*weights.shape, *[1] * (expected[0].dim() - 1))
+                * torch.stack(expected)
+            ).sum(dim=0)
+            filled[start : start + n] = family.point(mixed)[:n].cpu().numpy()
+        filled = self._columns_.from_internal(filled)
         observed = ~np.isnan(X)
         filled[observed] = X[observed]
         return filled

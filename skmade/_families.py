@@ -69,9 +69,15 @@ class Family(Protocol):
     def draw(self, params: Tensor, noise: Tensor) -> Tensor:
         """Values from parameters (parameter axis second) and noise."""
 
-    def point(self, params: Tensor) -> Tensor:
-        """The conditional's mean (continuous) or mode (discrete), from parameters
-        with the parameter axis second."""
+    def expectation(self, params: Tensor) -> Tensor:
+        """What a mixture of conditionals averages, laid out as ``params``: the
+        probability of each value (discrete), the mean in the first parameter's
+        place (continuous; the other places zero). A weighted average of these
+        over conditionals is the expectation under their mixture."""
+
+    def point(self, expected: Tensor) -> Tensor:
+        """The mean (continuous) or mode (discrete) of a conditional or mixture of
+        conditionals, from its :meth:`expectation`."""
 
 
 class Bernoulli:
@@ -120,9 +126,14 @@ class Bernoulli:
         return (params[:, 0] > cls.threshold(noise)).to(params.dtype)
 
     @staticmethod
-    def point(params: Tensor) -> Tensor:
+    def expectation(params: Tensor) -> Tensor:
+        """The probability of a one."""
+        return torch.sigmoid(params)
+
+    @staticmethod
+    def point(expected: Tensor) -> Tensor:
         """The more probable value."""
-        return (params[:, 0] > 0).to(params.dtype)
+        return (expected[:, 0] > 0.5).to(expected.dtype)
 
 
 class Gaussian:
@@ -182,9 +193,16 @@ class Gaussian:
         return mean + torch.exp(log_scale) * noise
 
     @classmethod
-    def point(cls, params: Tensor) -> Tensor:
+    def expectation(cls, params: Tensor) -> Tensor:
+        """The mean, in the first place."""
+        expected = torch.zeros_like(params)
+        expected[:, 0] = cls.mean_and_log_scale(params)[0]
+        return expected
+
+    @staticmethod
+    def point(expected: Tensor) -> Tensor:
         """The mean."""
-        return cls.mean_and_log_scale(params)[0]
+        return expected[:, 0]
 
 
 def _soft_floor(raw: Tensor) -> Tensor:
@@ -269,10 +287,17 @@ class MixtureOfGaussians:
         normal = torch.special.ndtri(fresh)
         return (mean.double() + torch.exp(log_scale.double()) * normal).to(noise.dtype)
 
-    def point(self, params: Tensor) -> Tensor:
-        """The mixture's mean."""
+    def expectation(self, params: Tensor) -> Tensor:
+        """The mixture's mean, in the first place."""
         logits, means, _ = self.split(params)
-        return (torch.softmax(logits, dim=1) * means).sum(dim=1)
+        expected = torch.zeros_like(params)
+        expected[:, 0] = (torch.softmax(logits, dim=1) * means).sum(dim=1)
+        return expected
+
+    @staticmethod
+    def point(expected: Tensor) -> Tensor:
+        """The mean."""
+        return expected[:, 0]
 
 
 class Categorical:
@@ -326,9 +351,14 @@ class Categorical:
         return index.to(noise.dtype)
 
     @staticmethod
-    def point(params: Tensor) -> Tensor:
+    def expectation(params: Tensor) -> Tensor:
+        """The probability of each category."""
+        return torch.softmax(params, dim=1)
+
+    @staticmethod
+    def point(expected: Tensor) -> Tensor:
         """The most probable category's code."""
-        return params.argmax(dim=1).to(params.dtype)
+        return expected.argmax(dim=1).to(expected.dtype)
 
 
 def column_family(kind: str, size: int) -> Family:
@@ -448,17 +478,21 @@ class Table:
             out[:, columns] = family.draw(group_params, noise[:, columns])
         return out
 
-    def point(self, params: Tensor) -> Tensor:
-        """Every column's mean or mode from flat outputs ``(n, n_outputs)``."""
-        out = params.new_empty(params.shape[0], len(self.kinds))
-        for family, columns, out_index in self.groups:
-            columns = columns.to(params.device)
-            out[:, columns] = family.point(params[:, out_index.to(params.device)])
+    def expectation(self, params: Tensor) -> Tensor:
+        """Every column's expectation (see :class:`Family`), flat like ``params``."""
+        out = torch.zeros_like(params)
+        for family, _, out_index in self.groups:
+            out_index = out_index.to(params.device)
+            out[:, out_index] = family.expectation(params[:, out_index])
         return out
 
-    def point_variable(self, d: int, params: Tensor) -> Tensor:
-        """Column ``d``'s mean or mode from its parameters ``(w, n)``."""
-        return self.families[d].point(params[None])[0]
+    def point(self, expected: Tensor) -> Tensor:
+        """Every column's mean or mode from flat expectations ``(n, n_outputs)``."""
+        out = expected.new_empty(expected.shape[0], len(self.kinds))
+        for family, columns, out_index in self.groups:
+            columns = columns.to(expected.device)
+            out[:, columns] = family.point(expected[:, out_index.to(expected.device)])
+        return out
 
     def draw_variable(self, d: int, params: Tensor, noise: Tensor) -> Tensor:
         """Values of column ``d`` from its parameters ``(w, n)`` and noise ``(n,)``."""

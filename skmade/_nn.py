@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ._gaussian import GaussianBase
+
 
 def connectivity(out_degrees: Tensor, in_degrees: Tensor, strict: bool) -> Tensor:
     """Boolean mask ``(n_out, n_in)``: which input each unit may see.
@@ -144,6 +146,20 @@ class MADE(nn.Module):
         self.direct = (
             MaskedLinear(widths[0], widths[-1], bias=False) if direct else None
         )
+        # With any_order, the first hidden layer also learns which variables it
+        # sees: unit u adds visibility[u, d] for every variable d of the row's
+        # ordering that it is connected to (the mask as an input, as in the MADE
+        # paper's connectivity-agnostic training and Uria et al.'s order-agnostic
+        # NADE). It tells a zero input from an unseen one and depends on the
+        # ordering only, never on values, so every conditional stays autoregressive.
+        self.visibility = (
+            nn.Parameter(torch.zeros(widths[1], n_features))
+            if self.any_order and len(widths) > 2
+            else None
+        )
+        # A Gaussian whose conditionals offset the continuous outputs (any_order
+        # models; see skmade._gaussian and set_gaussian).
+        self.gaussian: GaussianBase | None = None
         self._mask_cache: dict = {}
         self._plan_cache: dict = {}  # incremental-sampling plans (skmade._sampling)
 
@@ -169,7 +185,7 @@ class MADE(nn.Module):
             "input_sizes": [int(s) for s in self.input_sizes],
             "output_sizes": [int(s) for s in self.output_sizes],
             "any_order": self.any_order,
-            "state": {
+            "state": {  # with the Gaussian's buffers, if any
                 name: tensor.detach().cpu().numpy()
                 for name, tensor in self.state_dict().items()
             },
@@ -192,11 +208,56 @@ class MADE(nn.Module):
             output_sizes=None if arrays["n_params"] else arrays["output_sizes"],
             any_order=arrays.get("any_order", False),
         )
+        if "gaussian.mean" in state:
+            base = {
+                name: state[f"gaussian.{name}"]
+                for name in (
+                    "mean",
+                    "cov",
+                    "variables",
+                    "in_units",
+                    "mean_units",
+                    "scale_units",
+                )
+            }
+            made.set_gaussian(GaussianBase(**base, n_outputs=made.out_variable.numel()))
         made.load_state_dict(state)
         return made
 
+    def set_gaussian(self, base: GaussianBase | None) -> None:
+        """Offset the continuous conditionals by a Gaussian's (None removes it)."""
+        if base is not None:
+            base = base.to(self.in_variable.device)
+        self.gaussian = base
+        self._plan_cache.clear()
+
+    def linear_terms(self, k: int) -> tuple[Tensor | None, Tensor | None]:
+        """``(weight, bias)`` of everything linear from the inputs to the outputs
+        under mask ``k``: the masked direct connections plus the Gaussian's offsets
+        (None where there is nothing)."""
+        weight = bias = None
+        if self.direct is not None:
+            weight = self.direct.weight * self.masks(k)[-1]
+        if self.gaussian is not None:
+            g_weight, bias = self.gaussian.fixed(
+                self.variable_degrees[k],
+                self.layers[0].in_features,
+                self.layers[0].weight.dtype,
+            )
+            weight = g_weight if weight is None else weight + g_weight
+        return weight, bias
+
     def _degrees(self, i: int) -> Tensor:
         return getattr(self, f"degrees_{i}")
+
+    def layer_bias(self, i: int, k: int) -> Tensor:
+        """Bias of layer ``i`` under mask ``k``: the layer's own, plus for the first
+        hidden layer the visibility terms of the variables mask ``k`` shows it."""
+        bias = self.layers[i].bias
+        if i or self.visibility is None:
+            return bias
+        seen = self.variable_degrees[k][None, :] <= self._degrees(1)[k][:, None]
+        return bias + (self.visibility * seen.to(self.visibility.dtype)).sum(dim=1)
 
     @property
     def orderings(self) -> Tensor:
@@ -299,11 +360,15 @@ class MADE(nn.Module):
         masks = None if self.premasked else self.masks(k)
         for i, layer in enumerate(self.layers):
             weight = layer.weight if masks is None else layer.weight * masks[i]
-            h = F.linear(h, weight, layer.bias)
+            h = F.linear(h, weight, self.layer_bias(i, k))
             h = F.relu(h) if i < last else h
         if self.direct is not None:
             weight = self.direct.weight
             h = h + F.linear(x, weight if masks is None else weight * masks[-1])
+        if self.gaussian is not None:
+            h = h + F.linear(
+                x, *self.gaussian.fixed(self.variable_degrees[k], x.shape[1], x.dtype)
+            )
         if self.n_params is None:
             return h
         return h.view(x.shape[0], self.n_params, self.n_features)
@@ -350,7 +415,14 @@ class MADE(nn.Module):
             if i == 0 and i == last:  # no hidden layer: inputs straight to outputs
                 row_mask = out_position[:, :, None] > in_position[:, None, :]
             elif i == 0:
-                h = self._inputs_to_rows(layer, self._degrees(1)[k], x, in_position)
+                h = self._inputs_to_rows(
+                    layer,
+                    self._degrees(1)[k],
+                    x,
+                    in_position,
+                    positions,
+                    self.visibility,
+                )
                 h = F.relu(h) if i < last else h
                 continue
             elif i == last:
@@ -368,10 +440,12 @@ class MADE(nn.Module):
             row_mask = out_position[:, :, None] > in_position[:, None, :]
             weight = self.direct.weight * row_mask.to(self.direct.weight.dtype)
             h = h + torch.bmm(weight, x[:, :, None])[:, :, 0]
+        if self.gaussian is not None:
+            h = h + self.gaussian.rows(x, positions)
         return h
 
     @staticmethod
-    def _inputs_to_rows(layer, degrees, x, in_position):
+    def _inputs_to_rows(layer, degrees, x, in_position, positions, visibility):
         """The first hidden layer when each row has its own ordering.
 
         A hidden unit of degree ``m`` sees the row's first ``m`` variables: for each
@@ -385,7 +459,11 @@ class MADE(nn.Module):
             members = (group == q).nonzero()[:, 0]
             units.append(members)
             inputs = x * visible[:, q].to(x.dtype)
-            parts.append(F.linear(inputs, layer.weight[members]))
+            part = F.linear(inputs, layer.weight[members])
+            if visibility is not None:
+                seen = (positions <= levels[q]).to(x.dtype)  # (n, D)
+                part = part + F.linear(seen, visibility[members])
+            parts.append(part)
         order = torch.argsort(torch.cat(units))
         return torch.cat(parts, dim=1)[:, order] + layer.bias
 

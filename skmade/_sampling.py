@@ -69,7 +69,7 @@ class _Plan:
             degrees = made._degrees(i + 1)[k]
             units = torch.argsort(degrees, stable=True)
             weights.append((layers[i].weight * masks[i])[units][:, columns])
-            biases.append(layers[i].bias[units, None])
+            biases.append(made.layer_bias(i, k)[units, None])
             ends.append(_degree_ends(degrees, n_features))
             columns = units
         # Output rows position-major: each variable's parameters in their order.
@@ -77,14 +77,18 @@ class _Plan:
         rows = torch.argsort(out_degrees, stable=True)
         self.out_ends = _degree_ends(out_degrees, n_features)
         out_weight = (layers[-1].weight * out_mask)[rows][:, columns]
-        self.out_bias = layers[-1].bias[rows][:, None]  # (n_outputs, 1)
+        linear_weight, linear_bias = made.linear_terms(k)
+        out_bias = layers[-1].bias
+        if linear_bias is not None:
+            out_bias = out_bias + linear_bias
+        self.out_bias = out_bias[rows][:, None]  # (n_outputs, 1)
         # visible[i]: units of the last hidden layer (or inputs) position i sees.
         visible = ends[-1] if n_hidden else self.in_ends
         direct = None
-        if made.direct is not None:
+        if linear_weight is not None:
             # Direct weights let position i see every earlier position: no two
             # positions are independent, so every run is a single position.
-            direct = (made.direct.weight * masks[-1])[rows][:, in_units]
+            direct = linear_weight[rows][:, in_units]
             visible = list(range(n_features + 1))
 
         # The output of position i sees the last layer's units of degree <= i. When

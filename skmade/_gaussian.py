@@ -1,0 +1,268 @@
+"""A full-covariance Gaussian under MADE's continuous conditionals, for any ordering.
+
+A model trained for every ordering of the columns (``allow_missing``) must predict a
+continuous column from any subset of the others. For a Gaussian the best linear
+prediction changes with the subset (two near-copies of a column share its weight
+when both are seen, one carries it alone), which one set of masked linear weights
+cannot express. :class:`GaussianBase` gives every continuous conditional the exact
+conditional of a full-covariance Gaussian, fitted by EM to the incomplete rows
+(:func:`gaussian_em`), as an offset of its mean and log-scale; the network learns
+what the Gaussian misses. The offsets depend only on the values of the variables
+earlier in the row's ordering, so every conditional stays autoregressive and the
+joint density stays exactly normalized.
+
+No scikit-learn here: numpy for the fit, torch for the offsets.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+# Rows used by the EM fit (a random subset beyond this), its iterations and its
+# stopping tolerance on the largest change of a mean or covariance entry.
+_EM_MAX_ROWS = 5000
+_EM_MAX_ITER = 30
+_EM_TOL = 1e-4
+_EM_BLOCK = 512
+
+
+def _shrunk(cov: np.ndarray, n_rows: float | None, ridge: float) -> np.ndarray:
+    """``cov`` shrunk toward a multiple of the identity as :class:`sklearn.covariance.
+    OAS` does (Chen et al., 2010) for ``n_rows`` rows (None: not shrunk), plus
+    ``ridge`` on the diagonal."""
+    D = cov.shape[0]
+    if n_rows is None:
+        return cov + ridge * np.eye(D)
+    mu = np.trace(cov) / D
+    alpha = np.mean(cov**2)
+    denominator = (n_rows + 1.0) * (alpha - mu**2 / D)
+    shrinkage = 1.0 if denominator <= 0 else min(1.0, (alpha + mu**2) / denominator)
+    return (1.0 - shrinkage) * cov + shrinkage * mu * np.eye(D) + ridge * np.eye(D)
+
+
+def gaussian_em(
+    Z: np.ndarray,
+    weights: np.ndarray,
+    ridge: float,
+    rng: np.random.RandomState,
+    shrink: bool = True,
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Mean and covariance of a Gaussian fitted to the rows of Z, NaN as missing.
+
+    Expectation-maximization for a Gaussian with entries missing at random: the
+    E-step completes each row with the conditional mean of its missing entries
+    given its observed ones and adds their conditional covariance; the M-step takes
+    the weighted moments. Each iteration adds ``ridge`` to the covariance's
+    diagonal and, with ``shrink``, first shrinks it as OAS does (safe on few rows,
+    harmful on nearly collinear columns). At most ``_EM_MAX_ROWS`` rows
+    (drawn with ``rng``) are used. Returns None when a column has no observed value
+    or the moments are not finite.
+    """
+    if Z.shape[0] > _EM_MAX_ROWS:
+        rows = np.sort(rng.choice(Z.shape[0], _EM_MAX_ROWS, replace=False))
+        Z, weights = Z[rows], weights[rows]
+    Z = Z.astype(np.float64)
+    w = weights / weights.sum()
+    n_rows = None
+    if shrink:  # the effective number of rows
+        n_rows = float(weights.sum() ** 2 / np.square(weights).sum())
+    missing = np.isnan(Z)
+    observed_weight = w @ ~missing
+    if np.any(observed_weight <= 0):
+        return None
+    with np.errstate(over="ignore", invalid="ignore"):
+        mean = (w @ np.nan_to_num(Z)) / observed_weight
+        filled = np.where(missing, mean, Z)
+        centred = filled - mean
+        cov = _shrunk((centred * w[:, None]).T @ centred, n_rows, ridge)
+    if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(cov))):
+        return None
+    incomplete = np.flatnonzero(missing.any(axis=1))
+    eye = np.eye(Z.shape[1])
+    for _ in range(_EM_MAX_ITER):
+        filled = np.where(missing, 0.0, Z)
+        correction = np.zeros_like(cov)
+        for start in range(0, incomplete.size, _EM_BLOCK):
+            rows = incomplete[start : start + _EM_BLOCK]
+            seen = (~missing[rows]).astype(np.float64)  # (n, D)
+            # Observed block of the covariance, identity on the missing entries:
+            # solving with it gives Sigma_OO^-1 on the observed entries, 0 elsewhere.
+            A = seen[:, :, None] * cov * seen[:, None, :] + (1 - seen)[:, :, None] * eye
+            residual = seen * np.nan_to_num(Z[rows] - mean)
+            solved = np.linalg.solve(
+                A,
+                np.concatenate([residual[:, :, None], seen[:, :, None] * cov], axis=2),
+            )
+            filled[rows] = mean + solved[:, :, 0] @ cov  # observed entries unchanged
+            # Conditional covariance of the missing entries (0 on observed ones).
+            conditional = cov - (cov * seen[:, None, :]) @ solved[:, :, 1:]
+            correction += np.einsum("n,nij->ij", w[rows], conditional)
+        filled = np.where(missing, filled, Z)
+        new_mean = w @ filled
+        centred = filled - new_mean
+        with np.errstate(over="ignore", invalid="ignore"):
+            new_cov = (centred * w[:, None]).T @ centred + correction
+            new_cov = _shrunk(new_cov, n_rows, ridge)
+        if not (np.all(np.isfinite(new_mean)) and np.all(np.isfinite(new_cov))):
+            return None
+        change = max(np.abs(new_mean - mean).max(), np.abs(new_cov - cov).max())
+        mean, cov = new_mean, new_cov
+        if change < _EM_TOL:
+            break
+    return mean, cov
+
+
+def marginal_log_likelihood(mean: np.ndarray, cov: np.ndarray, Z: np.ndarray):
+    """Log-density of each row's observed entries (NaN: missing) under the
+    Gaussian; 0 for a row with none."""
+    missing = np.isnan(Z)
+    seen = (~missing).astype(np.float64)
+    out = np.empty(Z.shape[0])
+    eye = np.eye(Z.shape[1])
+    for start in range(0, Z.shape[0], _EM_BLOCK):
+        s = seen[start : start + _EM_BLOCK]
+        A = s[:, :, None] * cov * s[:, None, :] + (1 - s)[:, :, None] * eye
+        residual = s * np.nan_to_num(Z[start : start + _EM_BLOCK] - mean)
+        _, logdet = np.linalg.slogdet(A)
+        quad = (residual * np.linalg.solve(A, residual[:, :, None])[:, :, 0]).sum(1)
+        out[start : start + _EM_BLOCK] = -0.5 * (
+            quad + logdet + s.sum(axis=1) * np.log(2 * np.pi)
+        )
+    return out
+
+
+class GaussianBase(nn.Module):
+    """Offsets that put a Gaussian's exact conditionals under MADE's outputs.
+
+    For the continuous variables ``variables`` (with input units ``in_units`` and
+    output units ``mean_units`` and ``scale_units``, one column per mixture
+    component), the conditional of a variable given the continuous variables
+    before it in an ordering is normal, with a mean linear in their values and a
+    scale that depends on which they are. Both are added to the network's outputs:
+    the mean to every component's mean, the log-scale to every component's raw
+    log-scale. Everything is a buffer: the Gaussian is fitted once, not trained.
+
+    Parameters
+    ----------
+    mean, cov : Tensor
+        The Gaussian, over ``variables`` in model units.
+    variables, in_units : Tensor of shape (G,)
+        The continuous variables and their input units.
+    mean_units, scale_units : Tensor of shape (G, C)
+        Output units of each variable's component means and raw log-scales.
+    n_outputs : int
+        Output units of the network.
+    """
+
+    def __init__(
+        self,
+        mean: Tensor,
+        cov: Tensor,
+        variables: Tensor,
+        in_units: Tensor,
+        mean_units: Tensor,
+        scale_units: Tensor,
+        n_outputs: int,
+    ) -> None:
+        super().__init__()
+        self.n_outputs = int(n_outputs)
+        self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float64))
+        self.register_buffer("cov", torch.as_tensor(cov, dtype=torch.float64))
+        for name, value in (
+            ("variables", variables),
+            ("in_units", in_units),
+            ("mean_units", mean_units),
+            ("scale_units", scale_units),
+        ):
+            self.register_buffer(name, torch.as_tensor(value).long())
+        self._cache: dict = {}
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_cache"] = {}
+        return state
+
+    def spec(self) -> dict:
+        """The constructor's arguments as numpy arrays and ints."""
+        return {
+            name: getattr(self, name).cpu().numpy()
+            for name in (
+                "mean",
+                "cov",
+                "variables",
+                "in_units",
+                "mean_units",
+                "scale_units",
+            )
+        } | {"n_outputs": self.n_outputs}
+
+    def fixed(self, variable_degrees: Tensor, n_inputs: int, dtype) -> tuple:
+        """``(weight, bias)`` of the offsets for one ordering (the variables'
+        degrees): the mean offset is linear in the inputs, the log-scale constant.
+        """
+        key = (tuple(variable_degrees.tolist()), n_inputs, dtype)
+        cached = self._cache.get(key)
+        if cached is not None:
+            return cached
+        order = torch.argsort(variable_degrees[self.variables], stable=True)
+        L = torch.linalg.cholesky(self.cov[order][:, order])
+        diag = torch.diagonal(L)
+        # Conditional mean: x - diag(L) L^-1 (x - mean), strictly lower triangular.
+        coef = torch.eye(len(order), dtype=L.dtype, device=L.device)
+        coef = torch.tril(coef - diag[:, None] * torch.linalg.inv(L), diagonal=-1)
+        mean = self.mean[order]
+        weight = torch.zeros(self.n_outputs, n_inputs, dtype=L.dtype, device=L.device)
+        bias = torch.zeros(self.n_outputs, dtype=L.dtype, device=L.device)
+        mean_units = self.mean_units[order]
+        scale_units = self.scale_units[order]
+        in_units = self.in_units[order]
+        for c in range(mean_units.shape[1]):
+            weight[mean_units[:, c][:, None], in_units[None, :]] = coef
+            bias[mean_units[:, c]] = mean - coef @ mean
+            bias[scale_units[:, c]] = torch.log(diag)
+        cached = (weight.to(dtype), bias.to(dtype))
+        if len(self._cache) > 64:
+            self._cache.clear()
+        self._cache[key] = cached
+        return cached
+
+    def rows(self, x: Tensor, positions: Tensor) -> Tensor:
+        """Offsets ``(n, n_outputs)`` with a different ordering in every row.
+
+        ``positions[n, d]`` is variable ``d``'s position in row ``n``'s ordering;
+        variables may share a position, and each is then conditioned on the
+        variables strictly before it only (so a tie of the missing variables after
+        the observed ones gives each missing variable its conditional given the
+        observed ones). From the Cholesky factor ``L`` of the covariance in the
+        row's order, with ``x = mean + L z``: the conditional mean of the variable
+        at sorted index ``i``, whose tie starts at ``a``, is ``mean_i + sum_{q<a}
+        L_iq z_q``, its variance ``sum_{a<=q<=i} L_iq^2``.
+        """
+        n = x.shape[0]
+        position = positions[:, self.variables]  # (n, G)
+        order = torch.argsort(position, dim=1, stable=True)
+        G = order.shape[1]
+        cov = self.cov[order[:, :, None], order[:, None, :]]  # (n, G, G)
+        L = torch.linalg.cholesky(cov)
+        mean = self.mean[order]
+        values = x[:, self.in_units].to(torch.float64).gather(1, order)
+        z = torch.linalg.solve_triangular(L, (values - mean)[:, :, None], upper=False)[
+            :, :, 0
+        ]
+        sorted_position = position.gather(1, order)
+        # tie_start[n, i]: sorted index of the first variable at row n's position i.
+        tie_start = torch.searchsorted(sorted_position, sorted_position, right=False)
+        before = torch.arange(G, device=x.device)[None, None, :] < tie_start[:, :, None]
+        cond_mean = mean + (L * before * z[:, None, :]).sum(dim=2)
+        cond_var = (L.square() * ~before).sum(dim=2)
+        log_scale = 0.5 * torch.log(cond_var)
+        out = x.new_zeros(n, self.n_outputs)
+        inverse = torch.argsort(order, dim=1)  # back to the variables' order
+        cond_mean = cond_mean.gather(1, inverse).to(x.dtype)
+        log_scale = log_scale.gather(1, inverse).to(x.dtype)
+        for c in range(self.mean_units.shape[1]):
+            out[:, self.mean_units[:, c]] = cond_mean
+            out[:, self.scale_units[:, c]] = log_scale
+        return out
