@@ -357,3 +357,33 @@ def test_imputer_refuses_a_density_that_cannot_train_on_missing_entries():
 
     with pytest.raises(ValueError, match="MADEDensity"):
         MADEImputer(MAFDensity()).fit(_with_missing(_correlated_gaussian(50), 0.2))
+
+
+def test_conditional_log_likelihood_sums_to_one_over_the_missing_entries():
+    # Binary columns: p(x_M | x_O) over every completion of a row's holes sums to 1,
+    # and equals the ratio of the brute-force joint to its marginal.
+    X = _with_missing(correlated_binary(400, 5), 0.3)
+    est = _any_order(n_masks=2, order_agnostic=True).fit(X)
+    row = np.array([1.0, 0.0, 1.0, 1.0, 0.0])
+    missing = np.array([False, True, False, True, True])
+    completions = _completions(np.where(missing, row, np.nan), [[0, 1]] * 5)
+    completions = np.where(missing, completions, row)
+    holes = np.repeat(missing[None], len(completions), axis=0)
+    conditional = est._conditional_log_likelihood(completions, holes)
+    assert_allclose(np.exp(conditional).sum(), 1.0, rtol=1e-6)
+    none = est._conditional_log_likelihood(row[None], np.zeros((1, 5), bool))
+    assert_array_equal(none, [0.0])
+
+
+def test_continuous_conditional_log_likelihood_integrates_to_one():
+    X = _correlated_gaussian(500)[:, :3] * 3.0 + 1.0  # not standardized
+    est = _any_order(n_components=2).fit(_with_missing(X, 0.2))
+    row = X[0].copy()
+    missing = np.array([[False, True, False]])
+
+    def density(value):
+        row[1] = value
+        return np.exp(est._conditional_log_likelihood(row[None], missing)[0])
+
+    total, _ = integrate.quad(density, -40, 40, limit=200)
+    assert_allclose(total, 1.0, rtol=1e-4)
