@@ -472,23 +472,28 @@ class MADEDensity(TorchDensity):
     def _gaussian_base(
         self, module, family, Z, weights, Z_val, weights_val, rng
     ) -> None:
-        """Put a Gaussian's exact conditionals under the continuous outputs.
+        """Put a Gaussian's exact conditionals under the continuous and binary
+        outputs.
 
-        With ``allow_missing`` the network predicts each continuous column from any
-        subset of the others; a full-covariance Gaussian, fitted by EM to the
-        incomplete rows, gives the exact conditional for every subset, and the
-        network's outputs are offsets from it (see ``skmade._gaussian``). Training
-        starts at that Gaussian: component means spread around its mean by half of
-        the column's scale given all other columns, component scales shrunk so that
-        the mixture keeps its variance, the hidden path's output weights small and
-        the direct weights of those outputs at zero. As for the Gaussian start of
-        a fixed ordering, the validation rows choose between the covariance shrunk
-        as OAS does and the plain one (without any, the shrunk one). Used for 2 to
-        ``_GAUSSIAN_BASE_MAX`` continuous columns (a Cholesky factor per row and
-        step costs the cube of their number).
+        With ``allow_missing`` the network predicts each column from any subset of
+        the others; a full-covariance Gaussian over the continuous and binary
+        columns, fitted by EM to the incomplete rows, gives the exact conditional
+        for every subset, and the network's outputs are offsets from it (see
+        ``skmade._gaussian``; a binary column's logit gets a trained slope times
+        its conditional mean's departure from the column's mean). Training starts
+        there: component means spread around the Gaussian's mean by half of the
+        column's scale given all other columns, component scales shrunk so that the
+        mixture keeps its variance, the hidden path's output weights small and the
+        direct weights of those outputs at zero. As for the Gaussian start of a
+        fixed ordering, the validation rows choose between the covariance shrunk as
+        OAS does and the plain one (without any, the shrunk one). Used for 2 to
+        ``_GAUSSIAN_BASE_MAX`` such columns (a Cholesky factor per row and step
+        costs the cube of their number).
         """
         kinds = np.asarray(self.column_distributions_)
-        columns = np.flatnonzero(kinds == "gaussian")
+        continuous = np.flatnonzero(kinds == "gaussian")
+        binary = np.flatnonzero(kinds == "bernoulli")
+        columns = np.concatenate([continuous, binary])
         if not 2 <= columns.size <= _GAUSSIAN_BASE_MAX:
             return
         fitted = gaussian_em(Z[:, columns], weights, _START_RIDGE, rng)
@@ -508,35 +513,43 @@ class MADEDensity(TorchDensity):
                     fitted = plain
         mean, cov = fitted
         if isinstance(family, Table):
-            families = [family.families[d] for d in columns]
             in_units = family.in_starts[columns]
-            out_starts, stride = family.out_starts[columns], 1
+            out_starts, stride = family.out_starts, 1
+            C = (
+                getattr(family.families[continuous[0]], "n_components", 1)
+                if (continuous.size)
+                else 1
+            )
         else:
-            families = [family] * columns.size
             in_units = columns
-            out_starts, stride = columns, Z.shape[1]
-        C = getattr(families[0], "n_components", 1)
+            out_starts, stride = np.arange(Z.shape[1]), Z.shape[1]
+            C = getattr(family, "n_components", 1)
         first_mean, first_raw = (0, 1) if C == 1 else (C, 2 * C)
         offsets = stride * np.arange(C)
-        mean_units = out_starts[:, None] + stride * first_mean + offsets
-        scale_units = out_starts[:, None] + stride * first_raw + offsets
+        starts = out_starts[continuous][:, None]
+        mean_units = starts + stride * first_mean + offsets
+        scale_units = starts + stride * first_raw + offsets
+        logit_units = out_starts[binary]
         spread = np.arange(C) - (C - 1) / 2
         if C > 1:  # in units of the scale given all other columns; variance 0.25
             spread = 0.5 * spread / spread.std()
-        given_rest = 1.0 / np.sqrt(np.diag(np.linalg.inv(cov)))
+        given_rest = 1.0 / np.sqrt(np.diag(np.linalg.inv(cov)))[: continuous.size]
+        n_params = 3 * C if C > 1 else 2
+        units = np.concatenate(
+            [out_starts[continuous] + stride * p for p in range(n_params)]
+            + [logit_units]
+        )
         output = module.layers[-1]
         with torch.no_grad():
-            units = np.concatenate(
-                [out_starts + stride * p for p in range(families[0].n_params)]
-            )
             output.weight[units] *= _START_HIDDEN_SCALE
             if module.direct is not None:
                 module.direct.weight[units] = 0.0
-            output.bias[units] = 0.0
-            output.bias[mean_units] = torch.as_tensor(
-                given_rest[:, None] * spread[None, :], dtype=output.bias.dtype
-            )
-            output.bias[scale_units] = 0.5 * math.log(1.0 - spread.var())
+            if continuous.size:
+                output.bias[units[: -len(binary) or None]] = 0.0
+                output.bias[mean_units] = torch.as_tensor(
+                    given_rest[:, None] * spread[None, :], dtype=output.bias.dtype
+                )
+                output.bias[scale_units] = 0.5 * math.log(1.0 - spread.var())
         module.set_gaussian(
             GaussianBase(
                 torch.from_numpy(mean),
@@ -546,6 +559,7 @@ class MADEDensity(TorchDensity):
                 torch.from_numpy(mean_units),
                 torch.from_numpy(scale_units),
                 n_outputs=output.out_features,
+                logit_units=torch.from_numpy(logit_units),
             )
         )
 

@@ -136,22 +136,29 @@ def marginal_log_likelihood(mean: np.ndarray, cov: np.ndarray, Z: np.ndarray):
 class GaussianBase(nn.Module):
     """Offsets that put a Gaussian's exact conditionals under MADE's outputs.
 
-    For the continuous variables ``variables`` (with input units ``in_units`` and
-    output units ``mean_units`` and ``scale_units``, one column per mixture
-    component), the conditional of a variable given the continuous variables
-    before it in an ordering is normal, with a mean linear in their values and a
-    scale that depends on which they are. Both are added to the network's outputs:
-    the mean to every component's mean, the log-scale to every component's raw
-    log-scale. Everything is a buffer: the Gaussian is fitted once, not trained.
+    The Gaussian is over ``variables`` (continuous and binary columns, binary ones
+    as 0/1 values), with input units ``in_units``. Given the variables before it in
+    an ordering, a variable is normal with a mean linear in their values and a
+    scale that depends on which they are. For a continuous variable both are added
+    to the network's outputs: the mean to every component's mean (``mean_units``,
+    one column per mixture component), the log-scale to every component's raw
+    log-scale (``scale_units``). For a binary variable the logit (``logit_units``)
+    gets ``slope * (m - mean)``, ``m`` its conditional mean: the first-order
+    expansion of ``logit(m)`` around the column's mean with ``slope = 1 / (mean (1
+    - mean))`` at the start, and the slope is then trained. The Gaussian itself is
+    fitted once (buffers), not trained.
 
     Parameters
     ----------
     mean, cov : Tensor
         The Gaussian, over ``variables`` in model units.
     variables, in_units : Tensor of shape (G,)
-        The continuous variables and their input units.
-    mean_units, scale_units : Tensor of shape (G, C)
-        Output units of each variable's component means and raw log-scales.
+        The variables (continuous first, then binary) and their input units.
+    mean_units, scale_units : Tensor of shape (G_continuous, C)
+        Output units of each continuous variable's component means and raw
+        log-scales.
+    logit_units : Tensor of shape (G_binary,)
+        Output unit of each binary variable's logit.
     n_outputs : int
         Output units of the network.
     """
@@ -165,9 +172,13 @@ class GaussianBase(nn.Module):
         mean_units: Tensor,
         scale_units: Tensor,
         n_outputs: int,
+        logit_units: Tensor | None = None,
+        slope: Tensor | None = None,
     ) -> None:
         super().__init__()
         self.n_outputs = int(n_outputs)
+        if logit_units is None:
+            logit_units = torch.zeros(0, dtype=torch.long)
         self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float64))
         self.register_buffer("cov", torch.as_tensor(cov, dtype=torch.float64))
         for name, value in (
@@ -175,8 +186,14 @@ class GaussianBase(nn.Module):
             ("in_units", in_units),
             ("mean_units", mean_units),
             ("scale_units", scale_units),
+            ("logit_units", logit_units),
         ):
             self.register_buffer(name, torch.as_tensor(value).long())
+        n_continuous = self.mean_units.shape[0]
+        if slope is None:
+            p = self.mean[n_continuous:].clamp(0.01, 0.99)
+            slope = 1.0 / (p * (1.0 - p))
+        self.slope = nn.Parameter(torch.as_tensor(slope, dtype=torch.float32).clone())
         self._cache: dict = {}
 
     def __getstate__(self):
@@ -184,49 +201,54 @@ class GaussianBase(nn.Module):
         state["_cache"] = {}
         return state
 
-    def spec(self) -> dict:
-        """The constructor's arguments as numpy arrays and ints."""
-        return {
-            name: getattr(self, name).cpu().numpy()
-            for name in (
-                "mean",
-                "cov",
-                "variables",
-                "in_units",
-                "mean_units",
-                "scale_units",
-            )
-        } | {"n_outputs": self.n_outputs}
+    @property
+    def n_continuous(self) -> int:
+        return self.mean_units.shape[0]
 
     def fixed(self, variable_degrees: Tensor, n_inputs: int, dtype) -> tuple:
         """``(weight, bias)`` of the offsets for one ordering (the variables'
-        degrees): the mean offset is linear in the inputs, the log-scale constant.
+        degrees): linear in the inputs, for continuous and binary outputs alike.
         """
-        key = (tuple(variable_degrees.tolist()), n_inputs, dtype)
+        key = (tuple(variable_degrees.tolist()), n_inputs, dtype, self.slope._version)
         cached = self._cache.get(key)
-        if cached is not None:
+        if cached is not None and not torch.is_grad_enabled():
             return cached
         order = torch.argsort(variable_degrees[self.variables], stable=True)
         L = torch.linalg.cholesky(self.cov[order][:, order])
         diag = torch.diagonal(L)
-        # Conditional mean: x - diag(L) L^-1 (x - mean), strictly lower triangular.
+        # Conditional means: x - diag(L) L^-1 (x - mean), strictly lower triangular.
         coef = torch.eye(len(order), dtype=L.dtype, device=L.device)
         coef = torch.tril(coef - diag[:, None] * torch.linalg.inv(L), diagonal=-1)
-        mean = self.mean[order]
+        # Back to the variables' order (rows), columns still in sorted order.
+        rank = torch.argsort(order)
+        coef, diag = coef[rank], diag[rank]
+        mean_sorted = self.mean[order]
+        intercept = self.mean - coef @ mean_sorted
+        in_units = self.in_units[order]
         weight = torch.zeros(self.n_outputs, n_inputs, dtype=L.dtype, device=L.device)
         bias = torch.zeros(self.n_outputs, dtype=L.dtype, device=L.device)
-        mean_units = self.mean_units[order]
-        scale_units = self.scale_units[order]
-        in_units = self.in_units[order]
-        for c in range(mean_units.shape[1]):
-            weight[mean_units[:, c][:, None], in_units[None, :]] = coef
-            bias[mean_units[:, c]] = mean - coef @ mean
-            bias[scale_units[:, c]] = torch.log(diag)
-        cached = (weight.to(dtype), bias.to(dtype))
-        if len(self._cache) > 64:
-            self._cache.clear()
-        self._cache[key] = cached
-        return cached
+        G = self.n_continuous
+        for c in range(self.mean_units.shape[1]):
+            weight[self.mean_units[:, c][:, None], in_units[None, :]] = coef[:G]
+            bias[self.mean_units[:, c]] = intercept[:G]
+            bias[self.scale_units[:, c]] = torch.log(diag[:G])
+        weight, bias = weight.to(dtype), bias.to(dtype)
+        if self.logit_units.numel():
+            slope = self.slope.to(dtype)[:, None]
+            binary_weight = torch.zeros(
+                len(self.logit_units), n_inputs, dtype=dtype, device=L.device
+            )
+            binary_weight[:, in_units] = coef[G:].to(dtype)
+            weight = weight.index_put(
+                (self.logit_units,), slope * binary_weight, accumulate=False
+            )
+            shift = (intercept[G:] - self.mean[G:]).to(dtype)
+            bias = bias.index_put((self.logit_units,), slope[:, 0] * shift)
+        if not torch.is_grad_enabled():
+            if len(self._cache) > 64:
+                self._cache.clear()
+            self._cache[key] = (weight, bias)
+        return weight, bias
 
     def rows(self, x: Tensor, positions: Tensor) -> Tensor:
         """Offsets ``(n, n_outputs)`` with a different ordering in every row.
@@ -241,28 +263,37 @@ class GaussianBase(nn.Module):
         L_iq z_q``, its variance ``sum_{a<=q<=i} L_iq^2``.
         """
         n = x.shape[0]
-        position = positions[:, self.variables]  # (n, G)
-        order = torch.argsort(position, dim=1, stable=True)
-        G = order.shape[1]
-        cov = self.cov[order[:, :, None], order[:, None, :]]  # (n, G, G)
-        L = torch.linalg.cholesky(cov)
-        mean = self.mean[order]
-        values = x[:, self.in_units].to(torch.float64).gather(1, order)
-        z = torch.linalg.solve_triangular(L, (values - mean)[:, :, None], upper=False)[
-            :, :, 0
-        ]
-        sorted_position = position.gather(1, order)
-        # tie_start[n, i]: sorted index of the first variable at row n's position i.
-        tie_start = torch.searchsorted(sorted_position, sorted_position, right=False)
-        before = torch.arange(G, device=x.device)[None, None, :] < tie_start[:, :, None]
-        cond_mean = mean + (L * before * z[:, None, :]).sum(dim=2)
-        cond_var = (L.square() * ~before).sum(dim=2)
-        log_scale = 0.5 * torch.log(cond_var)
+        with torch.no_grad():
+            position = positions[:, self.variables]  # (n, G)
+            order = torch.argsort(position, dim=1, stable=True)
+            G = order.shape[1]
+            cov = self.cov[order[:, :, None], order[:, None, :]]  # (n, G, G)
+            L = torch.linalg.cholesky(cov)
+            mean = self.mean[order]
+            values = x[:, self.in_units].to(torch.float64).gather(1, order)
+            z = torch.linalg.solve_triangular(
+                L, (values - mean)[:, :, None], upper=False
+            )[:, :, 0]
+            sorted_position = position.gather(1, order)
+            # tie_start[n, i]: sorted index of the first variable at row n's
+            # position i.
+            tie_start = torch.searchsorted(sorted_position, sorted_position)
+            arange = torch.arange(G, device=x.device)
+            before = arange[None, None, :] < tie_start[:, :, None]
+            cond_mean = mean + (L * before * z[:, None, :]).sum(dim=2)
+            cond_var = (L.square() * ~before).sum(dim=2)
+            inverse = torch.argsort(order, dim=1)  # back to the variables' order
+            cond_mean = cond_mean.gather(1, inverse)
+            log_scale = (0.5 * torch.log(cond_var)).gather(1, inverse)
         out = x.new_zeros(n, self.n_outputs)
-        inverse = torch.argsort(order, dim=1)  # back to the variables' order
-        cond_mean = cond_mean.gather(1, inverse).to(x.dtype)
-        log_scale = log_scale.gather(1, inverse).to(x.dtype)
+        C = self.n_continuous
         for c in range(self.mean_units.shape[1]):
-            out[:, self.mean_units[:, c]] = cond_mean
-            out[:, self.scale_units[:, c]] = log_scale
+            out[:, self.mean_units[:, c]] = cond_mean[:, :C].to(x.dtype)
+            out[:, self.scale_units[:, c]] = log_scale[:, :C].to(x.dtype)
+        if self.logit_units.numel():
+            shift = (cond_mean[:, C:] - self.mean[C:]).to(x.dtype)
+            out = out.index_put(
+                (torch.arange(n, device=x.device)[:, None], self.logit_units[None]),
+                self.slope.to(x.dtype) * shift,
+            )
         return out

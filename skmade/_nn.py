@@ -218,6 +218,8 @@ class MADE(nn.Module):
                     "in_units",
                     "mean_units",
                     "scale_units",
+                    "logit_units",
+                    "slope",
                 )
             }
             made.set_gaussian(GaussianBase(**base, n_outputs=made.out_variable.numel()))

@@ -81,6 +81,43 @@ def test_fixed_offsets_are_the_row_offsets_of_that_ordering():
     assert torch.all(weight[:, 1] == 0) and torch.all(rows[:, [1, D + 1]] == 0)
 
 
+def test_binary_offsets_are_a_slope_times_the_conditional_means_departure():
+    D = 5
+    mean, cov = _random_gaussian(D, seed=4)
+    mean[3:] = [0.2, 0.7]  # binary columns' means
+    variables = torch.tensor([0, 1, 2, 3, 4])
+    base = GaussianBase(
+        torch.from_numpy(mean),
+        torch.from_numpy(cov),
+        variables,
+        variables,
+        torch.tensor([[0], [1], [2]]),
+        torch.tensor([[D], [D + 1], [D + 2]]),
+        n_outputs=2 * D,
+        logit_units=torch.tensor([3, 4]),
+    )
+    assert_allclose(base.slope.detach(), [1 / 0.16, 1 / 0.21], rtol=1e-6)
+    x = torch.from_numpy(np.random.RandomState(5).rand(6, D).round())
+    positions = torch.tensor([[3, 1, 5, 2, 4]]).repeat(6, 1)
+    rows = base.rows(x, positions).detach().numpy()
+    for n in range(6):
+        for d in (3, 4):
+            given = np.flatnonzero(positions[n].numpy() < positions[n, d].item())
+            m, _ = _conditional(mean, cov, x[n].numpy(), given, d)
+            slope = base.slope[d - 3].item()
+            assert_allclose(rows[n, d], slope * (m - mean[d]), rtol=1e-5, atol=1e-6)
+    weight, bias = base.fixed(positions[0], D, torch.float64)
+    torch.testing.assert_close(
+        x @ weight.T.detach() + bias.detach(), torch.from_numpy(rows)
+    )
+    # The slope is trained: gradients reach it through both paths.
+    (
+        base.rows(x, positions).sum()
+        + base.fixed(positions[0], D, torch.float64)[1].sum()
+    ).backward()
+    assert base.slope.grad is not None and torch.all(base.slope.grad != 0)
+
+
 def _any_order_made(D=6, hidden=(16, 9), n_masks=2, seed=0, with_base=True):
     rng = np.random.RandomState(seed)
     orderings = make_orderings("random", D, n_masks, True, rng)
