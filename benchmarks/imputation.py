@@ -23,7 +23,7 @@ rest continuous), when ``shared/data`` is
 there. One downstream task: LogisticRegression's 5-fold accuracy on breast cancer
 with 30% of the entries missing, each imputer in a Pipeline before it. Run alone::
 
-    python -m benchmarks.imputation [--tables NAME ...]
+    python -m benchmarks.imputation [--tables NAME ...] [--merge] [--no-downstream]
 
 Writes ``benchmarks/results/imputation.json`` and ``imputation.md``.
 """
@@ -31,6 +31,7 @@ Writes ``benchmarks/results/imputation.json`` and ``imputation.md``.
 from __future__ import annotations
 
 import argparse
+import json
 import time
 import warnings
 
@@ -178,9 +179,19 @@ def main() -> None:
     parser.add_argument(
         "--no-downstream", action="store_true", help="skip the downstream task"
     )
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the other tables (and downstream) of the existing results",
+    )
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     results = environment(rates=list(RATES), tables={}, downstream={})
+    if args.merge and (RESULTS / "imputation.json").exists():
+        previous = json.loads((RESULTS / "imputation.json").read_text())
+        results["tables"] = previous.get("tables", {})
+        if args.no_downstream:
+            results["downstream"] = previous.get("downstream", {})
     for name, (X, discrete, rates) in tables().items():
         if args.tables and not any(name.startswith(t) for t in args.tables):
             continue
@@ -198,11 +209,16 @@ def main() -> None:
                 seconds = time.perf_counter() - start
                 row[method] = {**scores(X, filled, holes, discrete), "s": seconds}
                 if method == "MADEImputer":
-                    density = imputer.density_
-                    conditional = density._conditional_log_likelihood(X, holes)
-                    row[method]["log_likelihood"] = float(
-                        conditional.sum() / holes.sum()
+                    # Rows whose true values include a category that no observed
+                    # entry showed are impossible for the model: left out, counted.
+                    conditional = imputer.density_._conditional_log_likelihood(
+                        X, holes, unknown="ignore"
                     )
+                    possible = np.isfinite(conditional)
+                    row[method]["log_likelihood"] = float(
+                        conditional[possible].sum() / holes[possible].sum()
+                    )
+                    row[method]["impossible_rows"] = int((~possible).sum())
             row["independent_log_likelihood"] = independent_log_likelihood(
                 X, X_holes, holes, discrete
             )
@@ -257,7 +273,9 @@ def report(results: dict) -> list[str]:
         "imputers' values rounded to the column's nearest value). Best per row in "
         "bold; time (fit + transform) in brackets. Last column: MADEImputer's exact "
         "log-likelihood of the true missing values given the observed ones, nats per "
-        "missing entry, with the same under independent columns in brackets. "
+        "missing entry, with the same under independent columns in brackets (rows "
+        "whose true values include a category no observed entry showed are "
+        "impossible for the model: left out and counted). "
         "Produced by `python -m benchmarks.imputation`.",
         "",
     ]
@@ -273,6 +291,8 @@ def report(results: dict) -> list[str]:
             f"{row['MADEImputer']['log_likelihood']:.2f} "
             f"({row['independent_log_likelihood']:.2f})"
         )
+        if row["MADEImputer"].get("impossible_rows"):
+            log_lik += f" [{row['MADEImputer']['impossible_rows']} rows impossible]"
         label = "RMSE" if metric == "rmse" else "accuracy"
         rows.append([name, f"{rate:.0%}", label, *cells, log_lik])
         if rate == TARGET_RATE:

@@ -27,16 +27,23 @@ class MADEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     conditional distribution given the row's observed entries, which uses every
     dependency the model learned, not only the column's own distribution.
 
-    By default the missing entries of a row are filled one by one, in the ordering
-    of the mask most responsible for the row's observed entries (rearranged to put
-    them first): each gets the mean (continuous columns) or the mode (binary and
-    categorical columns) of its conditional given the observed entries and the
-    entries filled before it. For the first filled entry this is the exact
-    conditional mean or mode; later ones condition on filled values rather than
-    averaging over them. One pass of the network per missing column, deterministic.
-    With ``sample_posterior=True`` the entries are instead drawn jointly from their
-    conditional distribution (``MADEDensity.sample(given=...)``), as
-    :class:`~sklearn.impute.IterativeImputer` does, for multiple imputation.
+    By default each missing entry gets the mean (continuous columns) or the mode
+    (binary and categorical columns) of its conditional distribution given the
+    row's observed entries. One pass of the network gives all of them: with the
+    observed variables first in the ordering and every missing variable right
+    after them (at the same position), each missing variable's output is its
+    conditional given the observed ones. The answer is the mixture of 16 such
+    orderings (the density's evaluation masks with random orders of the observed
+    variables), each weighted by its likelihood of the observed entries; this is
+    deterministic. With ``sample_posterior=True`` the entries are instead drawn
+    jointly from their conditional distribution (``MADEDensity.sample(given=...)``),
+    as :class:`~sklearn.impute.IterativeImputer` does, for multiple imputation.
+
+    For continuous and binary columns the density builds on a full-covariance
+    Gaussian fitted to the incomplete rows by EM, whose conditionals it offsets (see
+    ``allow_missing`` in :class:`MADEDensity`): on small tables the imputations are
+    then at least those of that Gaussian, and the network adds what it can learn.
+    ``benchmarks/results/imputation.md`` compares this imputer with scikit-learn's.
 
     Parameters
     ----------

@@ -36,6 +36,11 @@ def _cases():
             MADEDensity(**_FAST, n_masks=2, order_agnostic=True),
             _mixed_frame(),
         ),
+        # Any order: a Gaussian base over the size and the flag, visibility weights.
+        "made-any-order-frame": (
+            MADEDensity(**_FAST, allow_missing=True),
+            _mixed_frame(),
+        ),
         "maf-mog": (MAFDensity(**_FAST, n_flows=2, n_components=2), X),
         "detector": (MADEOutlierDetector(MADEDensity(**_FAST)), X),
     }
