@@ -852,7 +852,7 @@ class MADEDensity(TorchDensity):
         if log_jacobian is not None:
             out += np.where(np.isnan(Z), 0.0, log_jacobian)
         if impossible is not None:
-            out[impossible.any(axis=1)] = -np.inf
+            out[impossible] = -np.inf
         return out
 
     @torch.no_grad()
