@@ -33,15 +33,48 @@ from ._nn import MADE
 from ._utils import TrainingLog, restore_on_error
 
 
-def _resolve_device(device: str) -> torch.device:
-    if device == "auto":
+def _resolve_device(device) -> torch.device:
+    """The torch device of the ``device`` parameter: ``'auto'`` (CUDA when available,
+    else the CPU), any torch device string (``'cpu'``, ``'cuda'``, ``'cuda:1'``,
+    ``'mps'``) or a :class:`torch.device`, checked to be usable here."""
+    if isinstance(device, str) and device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError, ValueError) as error:
         raise ValueError(
-            "device='cuda' was requested but torch.cuda.is_available() is False. "
-            "Use device='cpu' or device='auto'."
-        )
-    return torch.device(device)
+            f"device={device!r} is not a torch device. Use 'auto', 'cpu', 'cuda', "
+            f"'cuda:1', 'mps' or a torch.device ({error})."
+        ) from None
+    if resolved.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"device={device!r} was requested but torch.cuda.is_available() is "
+                "False. Use device='cpu' or device='auto'."
+            )
+        if resolved.index is not None and resolved.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"device={device!r} was requested but only "
+                f"{torch.cuda.device_count()} CUDA device(s) are visible (indices "
+                f"0 to {torch.cuda.device_count() - 1})."
+            )
+    elif resolved.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise ValueError(
+                f"device={device!r} was requested but "
+                "torch.backends.mps.is_available() is False. Use device='cpu' or "
+                "device='auto'."
+            )
+    elif resolved.type != "cpu":
+        try:
+            torch.empty(0, device=resolved)
+        except (RuntimeError, AssertionError) as error:
+            raise ValueError(
+                f"device={device!r} cannot hold tensors here ({error}). Use "
+                "device='cpu' or device='auto'."
+            ) from None
+    return resolved
 
 
 def _as_float32_tensor(A: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -193,7 +226,7 @@ TRAINING_CONSTRAINTS: dict = {
     "random_state": ["random_state"],
     "verbose": ["verbose"],
     "warm_start": ["boolean"],
-    "device": [StrOptions({"auto", "cpu", "cuda"})],
+    "device": [str, torch.device],
 }
 
 

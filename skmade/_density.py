@@ -218,8 +218,11 @@ class MADEDensity(TorchDensity):
         If True, a second :meth:`fit` continues training the fitted network (same
         architecture, masks and standardization) instead of starting anew.
 
-    device : {'auto', 'cpu', 'cuda'}, default='auto'
-        Where the network trains and scores. ``'auto'`` uses CUDA when available.
+    device : str or torch.device, default='auto'
+        Where the network trains and scores: ``'auto'`` (CUDA when available, else
+        the CPU), any torch device string (``'cpu'``, ``'cuda'``, ``'cuda:1'``,
+        ``'mps'``) or a :class:`torch.device`. An unusable device raises in
+        :meth:`fit`, before any work.
         Pickles always hold CPU tensors, so a model fitted on a GPU loads anywhere.
 
     Attributes

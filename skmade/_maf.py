@@ -101,8 +101,10 @@ class MAFDensity(TorchDensity):
     warm_start : bool, default=False
         If True, a second :meth:`fit` continues training the fitted flow.
 
-    device : {'auto', 'cpu', 'cuda'}, default='auto'
-        Where the flow trains and scores; ``'auto'`` uses CUDA when available.
+    device : str or torch.device, default='auto'
+        Where the flow trains and scores: ``'auto'`` (CUDA when available, else the
+        CPU), any torch device string (``'cuda:1'``, ``'mps'``) or a
+        :class:`torch.device`.
 
     Attributes
     ----------

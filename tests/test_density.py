@@ -873,3 +873,46 @@ def test_verbose_drives_a_tqdm_bar_when_tqdm_is_installed(capsys, monkeypatch):
     assert bar.updates == len(bar.lines) == 3
     assert set(bar.postfix) == {"loss", "lr"}
     assert capsys.readouterr().out == ""  # the lines go through the bar
+
+
+@pytest.mark.parametrize("device", ["cpu", "cpu:0", torch.device("cpu")])
+def test_any_cpu_device_spelling_fits_the_same_model(device):
+    X = correlated_binary(200, 4)
+    reference = fast_made(device="cpu").fit(X).score_samples(X)
+    est = fast_made(device=device).fit(X)
+    assert next(est.module_.parameters()).device.type == "cpu"
+    assert_array_equal(est.score_samples(X), reference)
+    assert_array_equal(
+        clone(est).set_params(device=device).fit(X).score_samples(X), reference
+    )
+
+
+@pytest.mark.parametrize(
+    "device, message",
+    [
+        ("tpu-like", "is not a torch device"),
+        pytest.param(
+            "cuda:7",
+            "CUDA device|torch.cuda.is_available",
+            marks=pytest.mark.skipif(
+                torch.cuda.device_count() > 7, reason="a machine with 8 GPUs"
+            ),
+        ),
+        pytest.param(
+            "mps",
+            "mps",
+            marks=pytest.mark.skipif(
+                getattr(torch.backends, "mps", None) is not None
+                and torch.backends.mps.is_available(),
+                reason="MPS is available here",
+            ),
+        ),
+    ],
+)
+def test_unusable_devices_raise_before_any_work(device, message):
+    X = correlated_binary(50, 3)
+    est = fast_made(device="cpu").fit(X)
+    before = est.score_samples(X)
+    with pytest.raises(ValueError, match=message):
+        est.set_params(device=device).fit(X)
+    assert_array_equal(est.score_samples(X), before)  # the fitted model is kept
