@@ -19,7 +19,12 @@ from ._families import (
     gaussian_log_likelihood,
     linear_gaussian,
 )
-from ._gaussian import GaussianBase, gaussian_em, marginal_log_likelihood
+from ._gaussian import (
+    GaussianBase,
+    gaussian_em,
+    indicator_gain,
+    marginal_log_likelihood,
+)
 from ._masks import check_ordering, make_degrees, make_orderings
 from ._nn import MADE
 from ._sampling import sample_incremental
@@ -35,6 +40,22 @@ _START_HIDDEN_SCALE = 0.1
 _GAUSSIAN_BASE_MAX = 128
 # Orderings whose mixture answers a completion (MADEImputer's conditional means).
 _COMPLETION_ORDERINGS = 16
+
+
+def _indicators(Z, continuous, discrete, sizes) -> np.ndarray:
+    """The Gaussian base's dimensions of model values Z: the continuous columns,
+    then each discrete column (binary: itself; categorical: its one-hot
+    indicators), NaN where the column is missing."""
+    blocks = [Z[:, continuous]]
+    for d, k in zip(discrete, sizes, strict=True):
+        values = Z[:, d]
+        block = (
+            values[:, None]
+            if k == 1
+            else (values[:, None] == np.arange(k)[None, :]).astype(float)
+        )
+        blocks.append(np.where(np.isnan(values)[:, None], np.nan, block))
+    return np.concatenate(blocks, axis=1)
 
 
 class MADEDensity(TorchDensity):
@@ -146,10 +167,12 @@ class MADEDensity(TorchDensity):
         evaluation mask with its ordering rearranged to put the observed entries
         first (keeping their relative order), and the masks' marginals are mixed as
         for complete rows. Different orderings are different models, which agree
-        only as well as training made them agree. With 2 to 128 continuous and
-        binary columns, a full-covariance Gaussian fitted to them by EM (on the
-        incomplete rows) gives each of their conditionals its exact value for the
-        row's ordering, and the network learns the offsets from it; each
+        only as well as training made them agree. A full-covariance Gaussian
+        fitted by EM (on the incomplete rows) to the continuous and binary columns,
+        and to the one-hot indicators of the categorical columns it predicts on
+        validation rows (2 to 128 dimensions), gives each of their conditionals its
+        exact value for the row's ordering, and the network learns the offsets
+        from it; each
         first-layer unit also sees which variables the ordering shows it. Costs
         more per epoch than a fixed ordering (masks, and a Cholesky factor of the
         Gaussian, per row).
@@ -480,39 +503,65 @@ class MADEDensity(TorchDensity):
     def _gaussian_base(
         self, module, family, Z, weights, Z_val, weights_val, rng
     ) -> None:
-        """Put a Gaussian's exact conditionals under the continuous and binary
-        outputs.
+        """Put a Gaussian's exact conditionals under the outputs.
 
         With ``allow_missing`` the network predicts each column from any subset of
-        the others; a full-covariance Gaussian over the continuous and binary
-        columns, fitted by EM to the incomplete rows, gives the exact conditional
-        for every subset, and the network's outputs are offsets from it (see
-        ``skmade._gaussian``; a binary column's logit gets a trained slope times
-        its conditional mean's departure from the column's mean). Training starts
-        there: component means spread around the Gaussian's mean by half of the
-        column's scale given all other columns, component scales shrunk so that the
-        mixture keeps its variance, the hidden path's output weights small and the
-        direct weights of those outputs at zero. As for the Gaussian start of a
+        the others; a full-covariance Gaussian over the continuous columns, the
+        binary ones and the one-hot indicators of the categorical ones, fitted by EM
+        to the incomplete rows, gives the exact conditional for every subset, and
+        the network's outputs are offsets from it (see ``skmade._gaussian``: a
+        continuous column's mean and log-scale, a binary column's or a category's
+        logit by a trained slope times the conditional mean's departure from the
+        overall mean). A categorical column stays in the Gaussian only if, on the
+        validation rows, those linear logits predict it better than its shares do by
+        more than two standard errors (:func:`indicator_gain`); its dimensions are
+        otherwise marginalized out (dropped from the mean and covariance). Training
+        starts at the Gaussian: component means spread around its mean by half of
+        the column's scale given all other columns, component scales shrunk so that
+        the mixture keeps its variance, the hidden path's output weights small and
+        the direct weights of those outputs at zero. As for the Gaussian start of a
         fixed ordering, the validation rows choose between the covariance shrunk as
-        OAS does and the plain one (without any, the shrunk one). Used for 2 to
-        ``_GAUSSIAN_BASE_MAX`` such columns (a Cholesky factor per row and step
-        costs the cube of their number).
+        OAS does and the plain one (without any, the shrunk one, and no categorical
+        column). Used for 2 to ``_GAUSSIAN_BASE_MAX`` dimensions (a Cholesky factor
+        per row and step costs the cube of their number).
         """
         kinds = np.asarray(self.column_distributions_)
         continuous = np.flatnonzero(kinds == "gaussian")
-        binary = np.flatnonzero(kinds == "bernoulli")
-        columns = np.concatenate([continuous, binary])
-        if not 2 <= columns.size <= _GAUSSIAN_BASE_MAX:
+        discrete = np.flatnonzero(kinds != "gaussian")
+        if isinstance(family, Table):
+            in_starts, out_starts, stride = family.in_starts, family.out_starts, 1
+            sizes = [
+                family.sizes[d] if kinds[d] == "categorical" else 1 for d in discrete
+            ]
+            C = (
+                getattr(family.families[continuous[0]], "n_components", 1)
+                if continuous.size
+                else 1
+            )
+        else:
+            in_starts = out_starts = np.arange(Z.shape[1] + 1)
+            stride = Z.shape[1]
+            sizes = [1] * discrete.size
+            C = getattr(family, "n_components", 1)
+        variables = np.concatenate(
+            [continuous, *[np.full(k, d) for d, k in zip(discrete, sizes, strict=True)]]
+        ).astype(np.int64)
+        if not 2 <= variables.size <= _GAUSSIAN_BASE_MAX:
             return
-        fitted = gaussian_em(Z[:, columns], weights, _START_RIDGE, rng)
+        units = np.concatenate(
+            [np.zeros(continuous.size, np.int64), *[np.arange(k) for k in sizes]]
+        )
+        E = _indicators(Z, continuous, discrete, sizes)
+        E_val = _indicators(Z_val, continuous, discrete, sizes)
+        fitted = gaussian_em(E, weights, _START_RIDGE, rng)
         if fitted is None:
             return
-        if Z_val.shape[0]:
-            plain = gaussian_em(Z[:, columns], weights, _START_RIDGE, rng, False)
+        if E_val.shape[0]:
+            plain = gaussian_em(E, weights, _START_RIDGE, rng, False)
             if plain is not None:
                 scores = [
                     np.average(
-                        marginal_log_likelihood(*candidate, Z_val[:, columns]),
+                        marginal_log_likelihood(*candidate, E_val),
                         weights=weights_val if weights_val.sum() > 0 else None,
                     )
                     for candidate in (fitted, plain)
@@ -520,40 +569,45 @@ class MADEDensity(TorchDensity):
                 if scores[1] > scores[0]:
                     fitted = plain
         mean, cov = fitted
-        if isinstance(family, Table):
-            in_units = family.in_starts[columns]
-            out_starts, stride = family.out_starts, 1
-            C = (
-                getattr(family.families[continuous[0]], "n_components", 1)
-                if (continuous.size)
-                else 1
+        # Starting slopes: the logit's first-order expansion 1 / (p (1 - p)).
+        slope = 1.0 / (np.clip(mean, 0.01, 0.99) * (1.0 - np.clip(mean, 0.01, 0.99)))
+        keep = np.ones(variables.size, bool)
+        for d in discrete[[kinds[d] == "categorical" for d in discrete]]:
+            dims = np.flatnonzero(variables == d)
+            gain = indicator_gain(mean, cov, E_val, dims, slope[dims])
+            # Kept when the mean gain is more than two standard errors above 0.
+            keep[dims] = gain.size > 1 and gain.mean() > 2 * gain.std(ddof=1) / np.sqrt(
+                gain.size
             )
-        else:
-            in_units = columns
-            out_starts, stride = np.arange(Z.shape[1]), Z.shape[1]
-            C = getattr(family, "n_components", 1)
+        variables, units, slope = variables[keep], units[keep], slope[keep]
+        mean, cov = mean[keep], cov[np.ix_(keep, keep)]
+        if variables.size < 2:
+            return
+        in_units = in_starts[variables] + units
+        n_continuous = continuous.size
+        logit_units = (out_starts[variables] + units)[n_continuous:]
+        slope = slope[n_continuous:]
         first_mean, first_raw = (0, 1) if C == 1 else (C, 2 * C)
         offsets = stride * np.arange(C)
         starts = out_starts[continuous][:, None]
         mean_units = starts + stride * first_mean + offsets
         scale_units = starts + stride * first_raw + offsets
-        logit_units = out_starts[binary]
         spread = np.arange(C) - (C - 1) / 2
         if C > 1:  # in units of the scale given all other columns; variance 0.25
             spread = 0.5 * spread / spread.std()
-        given_rest = 1.0 / np.sqrt(np.diag(np.linalg.inv(cov)))[: continuous.size]
+        given_rest = 1.0 / np.sqrt(np.diag(np.linalg.inv(cov)))[:n_continuous]
         n_params = 3 * C if C > 1 else 2
-        units = np.concatenate(
+        continuous_units = np.concatenate(
             [out_starts[continuous] + stride * p for p in range(n_params)]
-            + [logit_units]
-        )
+        ).astype(np.int64)
         output = module.layers[-1]
         with torch.no_grad():
-            output.weight[units] *= _START_HIDDEN_SCALE
+            based = np.concatenate([continuous_units, logit_units])
+            output.weight[based] *= _START_HIDDEN_SCALE
             if module.direct is not None:
-                module.direct.weight[units] = 0.0
-            if continuous.size:
-                output.bias[units[: -len(binary) or None]] = 0.0
+                module.direct.weight[based] = 0.0
+            if n_continuous:
+                output.bias[continuous_units] = 0.0
                 output.bias[mean_units] = torch.as_tensor(
                     given_rest[:, None] * spread[None, :], dtype=output.bias.dtype
                 )
@@ -562,12 +616,13 @@ class MADEDensity(TorchDensity):
             GaussianBase(
                 torch.from_numpy(mean),
                 torch.from_numpy(cov),
-                torch.from_numpy(columns),
-                torch.from_numpy(np.asarray(in_units)),
-                torch.from_numpy(mean_units),
-                torch.from_numpy(scale_units),
+                torch.from_numpy(variables),
+                torch.from_numpy(in_units.astype(np.int64)),
+                torch.from_numpy(mean_units.astype(np.int64)),
+                torch.from_numpy(scale_units.astype(np.int64)),
                 n_outputs=output.out_features,
-                logit_units=torch.from_numpy(logit_units),
+                logit_units=torch.from_numpy(logit_units.astype(np.int64)),
+                slope=torch.from_numpy(slope),
             )
         )
 

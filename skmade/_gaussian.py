@@ -133,6 +133,51 @@ def marginal_log_likelihood(mean: np.ndarray, cov: np.ndarray, Z: np.ndarray):
     return out
 
 
+def indicator_gain(
+    mean: np.ndarray,
+    cov: np.ndarray,
+    E: np.ndarray,
+    dims: np.ndarray,
+    slope: np.ndarray,
+) -> np.ndarray:
+    """What the Gaussian's linear logits add, in nats, to each row's likelihood of
+    one categorical column whose one-hot indicators are the dimensions ``dims``.
+
+    For each row of E (NaN: missing) where the column is observed, its category's
+    log-probability under ``softmax(log mean + slope (m - mean))``, ``m`` the
+    indicators' conditional mean given the row's other observed dimensions (the
+    start of a base that includes the column), minus the same under the column's
+    shares ``mean`` alone. One value per row where the column is observed.
+    """
+    observed = ~np.isnan(E[:, dims[0]])
+    if not observed.any():
+        return np.zeros(0)
+    E = E[observed]
+    seen = (~np.isnan(E)).astype(np.float64)
+    seen[:, dims] = 0.0
+    eye = np.eye(E.shape[1])
+    A = seen[:, :, None] * cov * seen[:, None, :] + (1 - seen)[:, :, None] * eye
+    residual = seen * np.nan_to_num(E - mean)
+    m = mean + np.linalg.solve(A, residual[:, :, None])[:, :, 0] @ cov
+    log_share = np.log(np.clip(mean[dims], 1e-3, None))
+    log_share -= np.logaddexp.reduce(log_share)
+    logits = log_share + slope * (m[:, dims] - mean[dims])
+    logits -= np.logaddexp.reduce(logits, axis=1, keepdims=True)
+    truth = np.argmax(E[:, dims], axis=1)
+    rows = np.arange(len(E))
+    return logits[rows, truth] - log_share[truth]
+
+
+def _before(sorted_position: Tensor) -> Tensor:
+    """``(n, G, G)``: whether sorted dimension ``q`` is strictly before sorted
+    dimension ``i`` (``[n, i, q]``), from each row's sorted positions (a tie is not
+    before)."""
+    G = sorted_position.shape[1]
+    tie_start = torch.searchsorted(sorted_position.contiguous(), sorted_position)
+    arange = torch.arange(G, device=sorted_position.device)
+    return arange[None, None, :] < tie_start[:, :, None]
+
+
 class GaussianBase(nn.Module):
     """Offsets that put a Gaussian's exact conditionals under MADE's outputs.
 
@@ -213,13 +258,15 @@ class GaussianBase(nn.Module):
         cached = self._cache.get(key)
         if cached is not None and not torch.is_grad_enabled():
             return cached
-        order = torch.argsort(variable_degrees[self.variables], stable=True)
+        position = variable_degrees[self.variables]
+        order = torch.argsort(position, stable=True)
         L = torch.linalg.cholesky(self.cov[order][:, order])
-        diag = torch.diagonal(L)
-        # Conditional means: x - diag(L) L^-1 (x - mean), strictly lower triangular.
-        coef = torch.eye(len(order), dtype=L.dtype, device=L.device)
-        coef = torch.tril(coef - diag[:, None] * torch.linalg.inv(L), diagonal=-1)
-        # Back to the variables' order (rows), columns still in sorted order.
+        before = _before(position[order][None])[0]
+        # Conditional means: mean + (L * before) L^-1 (x - mean); without ties
+        # (one dimension per variable) that is x - diag(L) L^-1 (x - mean).
+        coef = (L * before) @ torch.linalg.inv(L)
+        diag = torch.sqrt((L.square() * ~before).sum(dim=1))  # conditional scales
+        # Back to the dimensions' order (rows), columns still in sorted order.
         rank = torch.argsort(order)
         coef, diag = coef[rank], diag[rank]
         mean_sorted = self.mean[order]
@@ -266,7 +313,6 @@ class GaussianBase(nn.Module):
         with torch.no_grad():
             position = positions[:, self.variables]  # (n, G)
             order = torch.argsort(position, dim=1, stable=True)
-            G = order.shape[1]
             cov = self.cov[order[:, :, None], order[:, None, :]]  # (n, G, G)
             L = torch.linalg.cholesky(cov)
             mean = self.mean[order]
@@ -274,12 +320,7 @@ class GaussianBase(nn.Module):
             z = torch.linalg.solve_triangular(
                 L, (values - mean)[:, :, None], upper=False
             )[:, :, 0]
-            sorted_position = position.gather(1, order)
-            # tie_start[n, i]: sorted index of the first variable at row n's
-            # position i.
-            tie_start = torch.searchsorted(sorted_position, sorted_position)
-            arange = torch.arange(G, device=x.device)
-            before = arange[None, None, :] < tie_start[:, :, None]
+            before = _before(position.gather(1, order))
             cond_mean = mean + (L * before * z[:, None, :]).sum(dim=2)
             cond_var = (L.square() * ~before).sum(dim=2)
             inverse = torch.argsort(order, dim=1)  # back to the variables' order

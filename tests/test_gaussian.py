@@ -7,7 +7,12 @@ import torch
 from numpy.testing import assert_allclose
 
 from skmade._families import Gaussian
-from skmade._gaussian import GaussianBase, gaussian_em, marginal_log_likelihood
+from skmade._gaussian import (
+    GaussianBase,
+    gaussian_em,
+    indicator_gain,
+    marginal_log_likelihood,
+)
 from skmade._masks import make_degrees, make_orderings
 from skmade._nn import MADE
 from skmade._sampling import sample_incremental, sample_naive
@@ -243,3 +248,47 @@ def test_marginal_log_likelihood_of_the_observed_entries():
             else 0.0
         )
         assert_allclose(value, expected)
+
+
+def test_indicator_gain_is_positive_for_a_predictable_category_only():
+    rng = np.random.RandomState(0)
+    z = rng.randn(600)
+    predictable = np.digitize(z, [-0.5, 0.5])  # three categories read off z
+    unrelated = rng.randint(0, 3, 600)
+    E = np.column_stack([z, np.eye(3)[predictable], np.eye(3)[unrelated]]).astype(float)
+    E[rng.rand(600) < 0.2, 0] = np.nan
+    mean, cov = gaussian_em(E[:500], np.ones(500), 1e-3, rng)
+    p = np.clip(mean, 0.01, 0.99)
+    slope = 1 / (p * (1 - p))
+    gain = indicator_gain(mean, cov, E[500:], np.arange(1, 4), slope[1:4])
+    assert gain.shape == (100,) and gain.mean() > 0.1
+    assert indicator_gain(mean, cov, E[500:], np.arange(4, 7), slope[4:7]).mean() < 0.05
+    # Rows where the column is missing are not counted.
+    E[500:550, 1:4] = np.nan
+    assert indicator_gain(mean, cov, E[500:], np.arange(1, 4), slope[1:4]).shape == (
+        50,
+    )
+
+
+def test_categorical_columns_join_the_base_when_validation_says_they_gain():
+    from conftest import fast_made
+
+    rng = np.random.RandomState(1)
+    z = rng.randn(800)
+    X = np.column_stack(
+        [
+            z,
+            z + 0.3 * rng.randn(800),
+            np.digitize(z, [-0.5, 0.5]),
+            rng.randint(0, 3, 800),
+        ]
+    ).astype(float)
+    X[rng.rand(*X.shape) < 0.2] = np.nan
+    est = fast_made(allow_missing=True).fit(X)
+    assert (
+        list(est.column_distributions_)
+        == ["gaussian", "gaussian"] + ["categorical"] * 2
+    )
+    based = set(est.module_.gaussian.variables.tolist())
+    assert {0, 1, 2} <= based and 3 not in based
+    assert np.isfinite(est.score_samples(X)).all()
