@@ -387,3 +387,47 @@ def test_continuous_conditional_log_likelihood_integrates_to_one():
 
     total, _ = integrate.quad(density, -40, 40, limit=200)
     assert_allclose(total, 1.0, rtol=1e-4)
+
+
+def test_a_failed_fit_of_an_any_order_model_changes_nothing(monkeypatch):
+    # The Gaussian base (its buffers and the trained binary slopes) is part of the
+    # model: a fit that fails in the EM fit, in training, or by an interrupt of
+    # partial_fit leaves the fitted model exactly as it was.
+    import skmade._density as density_module
+
+    rng = np.random.RandomState(0)
+    X = np.column_stack([_correlated_gaussian(300)[:, :2], rng.rand(300) < 0.4])
+    X = _with_missing(X, 0.2)
+    est = _any_order(max_iter=5).fit(X)
+    assert est.module_.gaussian is not None
+    scores = est.score_samples(X)
+    assert np.isfinite(scores).all()
+    slope = est.module_.gaussian.slope.detach().clone()
+
+    def broken(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(density_module, "gaussian_em", broken)
+    with pytest.raises(KeyboardInterrupt):
+        est.fit(X[::-1])
+    monkeypatch.undo()
+    assert_array_equal(est.score_samples(X), scores)
+
+    original_step = torch.optim.Adam.step
+    calls = []
+
+    def interrupt(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return original_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        est.partial_fit(X)
+    monkeypatch.undo()
+    assert_array_equal(est.score_samples(X), scores)
+    torch.testing.assert_close(est.module_.gaussian.slope.detach(), slope)
+    with pytest.raises(FloatingPointError):
+        est.set_params(learning_rate_init=1e4, early_stopping=False).fit(X)
+    assert_array_equal(est.score_samples(X), scores)
