@@ -1,15 +1,17 @@
 """What masking costs: MADEDensity against a dense MLP of the same shapes, same run.
 
-A 784-500-784 MADE (one mask) is timed against a plain ``torch.nn.Linear`` MLP with the
-same shapes, loss (Bernoulli log-likelihood), optimizer (Adam) and L2 term, on binarized
-MNIST. Measurements alternate between the two so that both see the same machine
-load; ratios of medians are reported. Also shown: the denormal trap, where a naive MADE
+784-500-784 and 784-2000-784 MADEs (one mask, random ordering) are timed against a
+plain ``torch.nn.Linear`` MLP with the same shapes, loss (Bernoulli log-likelihood),
+optimizer (Adam) and L2 term, on binarized MNIST; and against themselves with the
+degree blocks turned off (the plain masked path, every weight multiplied).
+Measurements alternate so that all see the same machine load; ratios of medians are
+reported. Also shown: the denormal trap, where a naive MADE
 whose masked-out weights are decayed by ``Adam(weight_decay=...)`` fills with denormal
 floats, which slow some processors down epoch after epoch.
 
 Run alone (another torch process on a 2-core machine distorts every number)::
 
-    python -m benchmarks.masking [--data PATH] [--rows 50000]
+    python -m benchmarks.masking [--data PATH] [--rows 50000] [--hidden 500 2000]
 
 Writes ``benchmarks/results/masking.json`` and ``benchmarks/results/masking.md``.
 """
@@ -17,6 +19,7 @@ Writes ``benchmarks/results/masking.json`` and ``benchmarks/results/masking.md``
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import platform
 import statistics
@@ -30,12 +33,22 @@ from sklearn.exceptions import ConvergenceWarning
 
 from skmade import MADEDensity
 from skmade._families import Bernoulli
+from skmade._nn import MADE
 
 from ._common import MNIST, RESULTS, environment, load_mnist, write_json, write_markdown
 from ._timing import fit_seconds, median_seconds
 
-HIDDEN = 500
 ALPHA = 1e-4
+
+
+@contextlib.contextmanager
+def plain_masked_path():
+    """Turn the degree blocks off: every layer one product with the masked weight."""
+    MADE.use_blocks = False
+    try:
+        yield
+    finally:
+        MADE.use_blocks = True
 
 
 class DenseMLP(torch.nn.Module):
@@ -76,9 +89,10 @@ def dense_epoch(model, optimizer, x_all, batch_size, generator, masks=(None, Non
     return time.perf_counter() - start
 
 
-def made_estimator(batch_size: int, **params) -> MADEDensity:
+def made_estimator(batch_size: int, hidden: int, **params) -> MADEDensity:
     return MADEDensity(
-        hidden_layer_sizes=(HIDDEN,),
+        hidden_layer_sizes=(hidden,),
+        ordering="random",
         batch_size=batch_size,
         alpha=ALPHA,
         direct_connections=False,
@@ -88,42 +102,55 @@ def made_estimator(batch_size: int, **params) -> MADEDensity:
     )
 
 
-def training_epochs(X, batch_size: int, repeats: int) -> dict:
-    """Epoch times of the dense MLP and of MADEDensity, interleaved."""
+def training_epochs(X, batch_size: int, hidden: int, repeats: int) -> dict:
+    """Epoch times of the dense MLP and of MADEDensity (degree blocks on and off),
+    interleaved."""
     x_all = torch.from_numpy(X)
     generator = torch.Generator().manual_seed(0)
-    dense = DenseMLP(X.shape[1], HIDDEN, generator)
+    dense = DenseMLP(X.shape[1], hidden, generator)
     optimizer = torch.optim.Adam(dense.parameters(), lr=1e-3)
     dense_epoch(dense, optimizer, x_all, batch_size, generator)  # warm-up
-    # The estimator's epoch: fit(max_iter=2) minus fit(max_iter=1) on fresh
-    # estimators, so validation and set-up (the same in both) cancel out.
-    made_times, dense_times, overhead = [], [], []
+
+    def made_epoch():
+        # The estimator's epoch: fit(max_iter=2) minus fit(max_iter=1) on fresh
+        # estimators, so validation and set-up (the same in both) cancel out.
+        one = fit_seconds(made_estimator(batch_size, hidden, max_iter=1), X)
+        two = fit_seconds(made_estimator(batch_size, hidden, max_iter=2), X)
+        return two - one, one - (two - one)
+
+    made_times, plain_times, dense_times, overhead = [], [], [], []
     for _ in range(repeats):
         dense_times.append(dense_epoch(dense, optimizer, x_all, batch_size, generator))
-        one = fit_seconds(made_estimator(batch_size, max_iter=1), X)
-        two = fit_seconds(made_estimator(batch_size, max_iter=2), X)
-        made_times.append(two - one)
-        overhead.append(one - (two - one))
+        epoch, fixed = made_epoch()
+        made_times.append(epoch)
+        overhead.append(fixed)
+        with plain_masked_path():
+            plain_times.append(made_epoch()[0])
+    dense_s = statistics.median(dense_times)
     return {
+        "hidden": hidden,
         "batch_size": batch_size,
         "rows": X.shape[0],
-        "dense_epoch_s": statistics.median(dense_times),
+        "dense_epoch_s": dense_s,
         "made_epoch_s": statistics.median(made_times),
+        "plain_epoch_s": statistics.median(plain_times),
         "made_fit_overhead_s": statistics.median(overhead),
-        "ratio": statistics.median(made_times) / statistics.median(dense_times),
+        "ratio": statistics.median(made_times) / dense_s,
+        "plain_ratio": statistics.median(plain_times) / dense_s,
         "dense_epoch_all_s": dense_times,
         "made_epoch_all_s": made_times,
+        "plain_epoch_all_s": plain_times,
     }
 
 
 def denormal_trap(X, batch_size: int, epochs: int) -> dict:
     """Per-epoch times: MADEDensity (warm starts) vs a naive weight-decayed MADE."""
-    made = made_estimator(batch_size, max_iter=1, warm_start=True)
+    made = made_estimator(batch_size, 500, max_iter=1, warm_start=True)
     est_times = [fit_seconds(made, X) for _ in range(epochs)]
 
     x_all = torch.from_numpy(X)
     generator = torch.Generator().manual_seed(0)
-    naive = DenseMLP(X.shape[1], HIDDEN, generator)
+    naive = DenseMLP(X.shape[1], 500, generator)
     module = made.module_  # reuse the estimator's masks: same connectivity
     masks = tuple(m.clone() for m in module.masks(0))
     # Adam's weight_decay adds alpha * W to every weight's gradient, masked or not:
@@ -148,13 +175,13 @@ def denormal_trap(X, batch_size: int, epochs: int) -> dict:
     }
 
 
-def scoring(X_test, repeats: int) -> dict:
+def scoring(X_test, hidden: int, repeats: int) -> dict:
     """Rows per second: MADEDensity.score_samples against the dense forward pass."""
-    made = made_estimator(200, max_iter=1).fit(X_test[:2000])
-    ensemble = made_estimator(200, max_iter=1, n_masks=8, order_agnostic=True)
+    made = made_estimator(200, hidden, max_iter=1).fit(X_test[:2000])
+    ensemble = made_estimator(200, hidden, max_iter=1, n_masks=8, order_agnostic=True)
     ensemble.fit(X_test[:2000])
     generator = torch.Generator().manual_seed(0)
-    dense = DenseMLP(X_test.shape[1], HIDDEN, generator)
+    dense = DenseMLP(X_test.shape[1], hidden, generator)
     x_all = torch.from_numpy(X_test)
 
     @torch.no_grad()
@@ -172,44 +199,57 @@ def scoring(X_test, repeats: int) -> dict:
     dense_rate = rate(dense_scores)
     made_rate = rate(lambda: made.score_samples(X_test))
     ensemble_rate = rate(lambda: ensemble.score_samples(X_test))
+    with plain_masked_path():
+        plain_rate = rate(lambda: made.score_samples(X_test))
     return {
+        "hidden": hidden,
         "rows": X_test.shape[0],
         "dense_rows_per_s": dense_rate,
         "made_rows_per_s": made_rate,
+        "plain_rows_per_s": plain_rate,
         "made_8_masks_rows_per_s": ensemble_rate,
         "ratio": dense_rate / made_rate,
+        "plain_ratio": dense_rate / plain_rate,
         "ratio_8_masks": dense_rate / ensemble_rate,
     }
 
 
 def report(results: dict, path: Path) -> None:
     lines = [
-        "# Masking cost: MADEDensity vs a dense MLP (784-500-784, same run)",
+        "# Masking cost: MADEDensity vs a dense MLP of the same shapes (same run)",
         "",
         f"torch {results['torch']}, {results['threads']} threads, "
-        f"{results['machine']}; medians of interleaved repeats. Ratio = MADE time / "
-        "dense time (1.0 = masking is free).",
+        f"{results['machine']}; medians of interleaved repeats; one mask, random "
+        "ordering. Ratio = time / dense MLP time (1.0 = masking is free, below 1.0 "
+        "= faster than the dense network). *plain* is the same MADEDensity with the "
+        "degree blocks turned off (every masked weight multiplied).",
         "",
-        "| measurement | dense MLP | MADEDensity | ratio |",
-        "|---|---|---|---|",
+        "| measurement | dense MLP | MADEDensity | ratio | plain masked | ratio |",
+        "|---|---|---|---|---|---|",
     ]
     for epoch in results["training"]:
         lines.append(
-            f"| training epoch, {epoch['rows']} rows, batch {epoch['batch_size']} | "
-            f"{epoch['dense_epoch_s']:.2f} s | {epoch['made_epoch_s']:.2f} s | "
-            f"{epoch['ratio']:.2f}x |"
+            f"| 784-{epoch['hidden']}-784 training epoch, {epoch['rows']} rows, "
+            f"batch {epoch['batch_size']} | {epoch['dense_epoch_s']:.2f} s | "
+            f"{epoch['made_epoch_s']:.2f} s | {epoch['ratio']:.2f}x | "
+            f"{epoch['plain_epoch_s']:.2f} s | {epoch['plain_ratio']:.2f}x |"
         )
-    score = results["scoring"]
+    for score in results["scoring"]:
+        lines += [
+            f"| 784-{score['hidden']}-784 score_samples, {score['rows']} rows | "
+            f"{score['dense_rows_per_s']:,.0f} rows/s"
+            f" | {score['made_rows_per_s']:,.0f} rows/s | {score['ratio']:.2f}x | "
+            f"{score['plain_rows_per_s']:,.0f} rows/s | {score['plain_ratio']:.2f}x |",
+            f"| 784-{score['hidden']}-784 score_samples, 8-mask ensemble | | "
+            f"{score['made_8_masks_rows_per_s']:,.0f} rows/s | "
+            f"{score['ratio_8_masks']:.2f}x | | |",
+        ]
     lines += [
-        f"| score_samples, {score['rows']} rows | "
-        f"{score['dense_rows_per_s']:,.0f} rows/s"
-        f" | {score['made_rows_per_s']:,.0f} rows/s | {score['ratio']:.2f}x |",
-        f"| score_samples, 8-mask ensemble | | {score['made_8_masks_rows_per_s']:,.0f} "
-        f"rows/s | {score['ratio_8_masks']:.2f}x |",
         "",
         "Fixed cost of one `fit` call beside its epochs (input validation, tensors): "
         + ", ".join(
-            f"{e['made_fit_overhead_s']:.2f} s at batch {e['batch_size']}"
+            f"{e['made_fit_overhead_s']:.2f} s (784-{e['hidden']}-784, batch "
+            f"{e['batch_size']})"
             for e in results["training"]
         )
         + ".",
@@ -263,6 +303,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=50000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--trap-epochs", type=int, default=6)
+    parser.add_argument("--hidden", type=int, nargs="+", default=[500, 2000])
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     warnings.simplefilter("ignore", ConvergenceWarning)
@@ -270,11 +311,14 @@ def main() -> None:
     X, X_test = load_mnist(args.data, ("train", "test"))
     X = X[: args.rows]
     results = environment(machine=f"{platform.machine()}, {_cpu_model()}", training=[])
-    for batch_size in (100, 1024):
-        results["training"].append(training_epochs(X, batch_size, args.repeats))
-        print(json.dumps(results["training"][-1], indent=1))
-    results["scoring"] = scoring(X_test, args.repeats + 2)
-    print(json.dumps(results["scoring"], indent=1))
+    results["scoring"] = []
+    for hidden in args.hidden:
+        for batch_size in (100, 1024):
+            epochs = training_epochs(X, batch_size, hidden, args.repeats)
+            results["training"].append(epochs)
+            print(json.dumps(epochs, indent=1))
+        results["scoring"].append(scoring(X_test, hidden, args.repeats + 2))
+        print(json.dumps(results["scoring"][-1], indent=1))
     results["denormals"] = denormal_trap(X, 100, args.trap_epochs)
     print(json.dumps(results["denormals"], indent=1))
 

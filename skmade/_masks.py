@@ -86,6 +86,12 @@ def make_degrees(
     With ``D == 1`` the range is empty; hidden units then get degree 1 and the single
     output sees none of them, so the model reduces to its output bias: the
     unconditional (marginal) distribution, which is the right model for one variable.
+
+    The units of each layer are then listed in the order of their first mask's
+    degrees (the same reordering for every mask, so the masks' joint draw is
+    unchanged): a single-mask network is already in the degree-sorted layout that
+    its block products use (``skmade._blocks``) and needs no copy of its hidden
+    weights.
     """
     n_masks, n_features = orderings.shape
     degrees = [input_degrees(orderings)]
@@ -95,5 +101,5 @@ def make_degrees(
         layer = np.empty((n_masks, width), dtype=np.int64)
         for k in range(n_masks):
             layer[k] = random_state.randint(low[k], high[k] + 1, size=width)
-        degrees.append(layer)
+        degrees.append(layer[:, np.argsort(layer[0], kind="stable")])
     return degrees

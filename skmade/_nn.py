@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from itertools import pairwise
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ._blocks import Blocks, block_linear, plan_blocks, seen_prefix
 from ._gaussian import GaussianBase
 
 
@@ -22,6 +24,28 @@ def connectivity(out_degrees: Tensor, in_degrees: Tensor, strict: bool) -> Tenso
     if strict:
         return out_degrees[:, None] > in_degrees[None, :]
     return out_degrees[:, None] >= in_degrees[None, :]
+
+
+@dataclass
+class BlockPlan:
+    """A mask's layers in the degree-sorted layout: the sorting of every layer's
+    units (None where already sorted), the inverse sorting of the outputs and each
+    masked layer's blocks (as ``MADE.masked_layers``)."""
+
+    orders: list[Tensor | None]
+    restore: Tensor | None
+    blocks: list[Blocks]
+    min_rows: int
+
+
+def _take(t: Tensor, dim: int, index: Tensor | None) -> Tensor:
+    return t if index is None else t.index_select(dim, index)
+
+
+def _linear(x: Tensor, weight: Tensor, bias: Tensor | None, blocks: Blocks) -> Tensor:
+    if blocks.dense:
+        return F.linear(x, weight, bias)
+    return block_linear(x, weight, bias, blocks)
 
 
 class MaskedLinear(nn.Module):
@@ -162,6 +186,8 @@ class MADE(nn.Module):
         self.gaussian: GaussianBase | None = None
         self._mask_cache: dict = {}
         self._plan_cache: dict = {}  # incremental-sampling plans (skmade._sampling)
+        self._block_cache: dict = {}  # degree-block plans (skmade._blocks)
+        self._sorted_cache: dict = {}  # weights in the blocks' layout (inference)
 
     # Float masks are rebuilt from degrees on demand and cached, within a memory
     # budget: rebuilding them at every training step costs as much as a small GEMM.
@@ -171,7 +197,14 @@ class MADE(nn.Module):
         state = self.__dict__.copy()
         state["_mask_cache"] = {}
         state["_plan_cache"] = {}
+        state["_block_cache"] = {}
+        state["_sorted_cache"] = {}
         return state
+
+    def __setstate__(self, state):
+        state.setdefault("_block_cache", {})  # modules pickled before block plans
+        state.setdefault("_sorted_cache", {})
+        super().__setstate__(state)
 
     def to_arrays(self) -> dict:
         """The module as plain Python values and numpy arrays (no torch objects).
@@ -350,23 +383,86 @@ class MADE(nn.Module):
         """
         return self.n_masks == 1 and not self.any_order
 
+    def block_plan(self, k: int) -> BlockPlan | None:
+        """Mask ``k``'s layers cut into degree blocks, or None where that does not
+        pay (small layers: see ``skmade._blocks``). Cached per mask and device."""
+        device = self.variable_degrees.device
+        key = (k, device)
+        if key in self._block_cache:
+            return self._block_cache[key]
+        n_degrees = len(self.layers) + 1
+        orders = [
+            torch.argsort(self._degrees(i)[k], stable=True) for i in range(n_degrees)
+        ]
+        blocks = []
+        for _, inp, out, strict in self._wiring():
+            prefix = seen_prefix(
+                self._degrees(out)[k][orders[out]],
+                self._degrees(inp)[k][orders[inp]],
+                strict,
+            )
+            blocks.append(plan_blocks(prefix.cpu(), len(orders[inp])))
+        # Layers already sorted need no copy.
+        orders = [
+            None if torch.equal(o, torch.arange(len(o), device=device)) else o
+            for o in orders
+        ]
+        dense = sum(layer.weight.numel() for layer in self.masked_layers)
+        saved = dense - sum(b.work() for b in blocks)
+        plan = None
+        if saved > self._BLOCK_GAIN * dense:
+            last = orders[-1]
+            copied = sum(
+                layer.weight.numel()
+                for layer, inp, out, _ in self._wiring()
+                if orders[inp] is not None or orders[out] is not None
+            )
+            plan = BlockPlan(
+                orders=orders,
+                restore=None if last is None else torch.argsort(last),
+                blocks=blocks,
+                # Below this many rows, copying the weights into the sorted layout
+                # costs more than the blocks save.
+                min_rows=math.ceil(self._COPY_COST * copied / saved),
+            )
+        self._block_cache[key] = plan
+        return plan
+
+    # Whether forward may use degree blocks at all (False: the plain masked path).
+    use_blocks = True
+    # Degree blocks are used when they skip at least this share of the dense work.
+    _BLOCK_GAIN = 0.15
+    # Copying a weight into the sorted layout (and its gradient back) costs about as
+    # much as this many multiply-adds per element (measured on a 784-2000-784 MADE).
+    _COPY_COST = 100
+    # Sorted copies of the weights kept for inference (no gradient): elements.
+    _SORTED_CACHE_ELEMENTS = 2**26
+
     def forward(self, x: Tensor, k: int = 0) -> Tensor:
         """Distribution parameters of every conditional under mask ``k``.
 
         ``x`` holds the network inputs ``(n, n_inputs)`` (values, or one-hot blocks:
         see ``input_sizes``). Returns ``(n, n_params, D)``, or ``(n, n_outputs)`` with
-        ``output_sizes``.
+        ``output_sizes``. Large layers are computed over degree blocks
+        (:meth:`block_plan`), which skips most masked-out weights.
         """
-        h = x
-        last = len(self.layers) - 1
         masks = None if self.premasked else self.masks(k)
-        for i, layer in enumerate(self.layers):
-            weight = layer.weight if masks is None else layer.weight * masks[i]
-            h = F.linear(h, weight, self.layer_bias(i, k))
-            h = F.relu(h) if i < last else h
-        if self.direct is not None:
-            weight = self.direct.weight
-            h = h + F.linear(x, weight if masks is None else weight * masks[-1])
+        plan = self.block_plan(k) if self.use_blocks else None
+        layers = None
+        if plan is not None:
+            layers = self._sorted_layers(k, masks, plan, x.shape[0])
+        if layers is not None:
+            h = self._forward_blocks(x, layers, plan)
+        else:
+            h = x
+            last = len(self.layers) - 1
+            for i, layer in enumerate(self.layers):
+                weight = layer.weight if masks is None else layer.weight * masks[i]
+                h = F.linear(h, weight, self.layer_bias(i, k))
+                h = F.relu(h) if i < last else h
+            if self.direct is not None:
+                weight = self.direct.weight
+                h = h + F.linear(x, weight if masks is None else weight * masks[-1])
         if self.gaussian is not None:
             h = h + F.linear(
                 x, *self.gaussian.fixed(self.variable_degrees[k], x.shape[1], x.dtype)
@@ -374,6 +470,55 @@ class MADE(nn.Module):
         if self.n_params is None:
             return h
         return h.view(x.shape[0], self.n_params, self.n_features)
+
+    def _sorted_layers(
+        self, k: int, masks: list[Tensor] | None, plan: BlockPlan, n_rows: int
+    ) -> list[tuple[Tensor, Tensor | None]] | None:
+        """``(weight, bias)`` of every masked layer of mask ``k`` in the sorted
+        layout, or None when too few rows make the copies not worth it. Without
+        gradients (inference) the copies are kept until a parameter changes."""
+        cached = not torch.is_grad_enabled()
+        if cached:
+            stamp = tuple((p.data_ptr(), p._version) for p in self.parameters())
+            hit = self._sorted_cache.get(k)
+            if hit is not None and hit[0] == stamp:
+                return hit[1]
+        elif n_rows < plan.min_rows:
+            return None
+        orders = plan.orders
+        last = len(self.layers) - 1
+        layers = []
+        for i, (layer, inp, out, _) in enumerate(self._wiring()):
+            weight = layer.weight if masks is None else layer.weight * masks[i]
+            weight = _take(_take(weight, 0, orders[out]), 1, orders[inp])
+            bias = _take(self.layer_bias(i, k), 0, orders[out]) if i <= last else None
+            layers.append((weight, bias))
+        if cached:
+            size = sum(w.numel() for w, _ in layers)
+            held = sum(
+                w.numel() for _, kept in self._sorted_cache.values() for w, _ in kept
+            )
+            if held + size > self._SORTED_CACHE_ELEMENTS:
+                self._sorted_cache.clear()
+            self._sorted_cache[k] = (stamp, layers)
+        return layers
+
+    def _forward_blocks(
+        self, x: Tensor, layers: list[tuple[Tensor, Tensor | None]], plan: BlockPlan
+    ) -> Tensor:
+        """:meth:`forward`'s layers in the degree-sorted layout, block by block."""
+        x = _take(x, 1, plan.orders[0])
+        h = x
+        last = len(self.layers) - 1
+        for i, ((weight, bias), blocks) in enumerate(
+            zip(layers, plan.blocks, strict=True)
+        ):
+            if i <= last:
+                h = _linear(h, weight, bias, blocks)
+                h = F.relu(h) if i < last else h
+            else:  # direct connections, from the inputs
+                h = h + _linear(x, weight, None, blocks)
+        return _take(h, 1, plan.restore)
 
     # Row-dependent masks are materialized per row: at most this many elements at a
     # time (a block of rows is processed at once).
