@@ -28,6 +28,7 @@ from sklearn.utils.validation import (
 )
 
 from ._columns import ColumnCodec, frame_to_numeric
+from ._dask import is_dask_collection, lazy_rows
 from ._flows import MAF
 from ._nn import MADE
 from ._utils import TrainingLog, restore_on_error
@@ -394,8 +395,14 @@ class TorchDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         if optimizer is None or optimizer.param_groups[0]["params"][0] is not next(
             module.parameters()
         ):
+            # The fused kernel makes one pass over each parameter: on a CPU it
+            # steps a 784-4000-784 MADE ten times faster than the default
+            # (foreach) one, which otherwise costs more than the forward and
+            # backward passes at batch 100.
             optimizer = torch.optim.Adam(
-                module.parameters(), lr=self.learning_rate_init
+                module.parameters(),
+                lr=self.learning_rate_init,
+                fused=device.type in ("cpu", "cuda"),
             )
         for group in optimizer.param_groups:
             group["lr"] = self.learning_rate_init
@@ -827,20 +834,23 @@ class TorchDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
             return out + np.where(missing, 0.0, jacobian).sum(axis=1)
         return out + self._columns_.log_jacobian()
 
+    @lazy_rows()
     def score_samples(self, X):
         """Log-density of each row under the model, in nats.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Rows to evaluate.
+            Rows to evaluate. A dask array stays lazy (see Returns).
 
         Returns
         -------
         log_density : ndarray of shape (n_samples,)
             ``log p(x)`` of each row: a log-probability for discrete data, a
             log-density in the units of X for continuous data. Rows the model gives
-            probability zero get ``-inf``.
+            probability zero get ``-inf``. For a dask array X, a dask array with
+            X's row chunks, computed block by block where the blocks live (the
+            fitted model enters the task graph once).
         """
         Z, impossible = self._scoring_input(X)
         log_density = self._log_likelihood(Z)
@@ -894,9 +904,13 @@ class TorchDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         Returns
         -------
         score : float
-            Mean of :meth:`score_samples` over the rows of X.
+            Mean of :meth:`score_samples` over the rows of X (for a dask array,
+            computed blockwise: only the mean comes back).
         """
-        return float(np.mean(self.score_samples(X)))
+        scores = self.score_samples(X)
+        if is_dask_collection(scores):
+            return float(scores.mean().compute())
+        return float(np.mean(scores))
 
     # ------------------------------------------------------------------ pickling
 

@@ -14,6 +14,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ._dask import lazy_rows
 from ._density import MADEDensity
 from ._utils import restore_on_error
 
@@ -153,6 +154,7 @@ class MADEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             self.density_ = density.fit(X)
         return self
 
+    @lazy_rows(lambda estimator: estimator.n_features_in_)
     def transform(self, X):
         """Fill the missing entries of X from their conditional distributions.
 
@@ -164,7 +166,9 @@ class MADEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         Returns
         -------
         X_filled : ndarray of shape (n_samples, n_features)
-            X with every missing entry filled; observed entries are unchanged.
+            X with every missing entry filled; observed entries are unchanged. A
+            dask array X gives a lazy dask array, filled block by block (the fitted
+            imputer enters the task graph once).
         """
         check_is_fitted(self)
         X = self._validate(X, reset=False)

@@ -42,6 +42,22 @@ def check_ordering(ordering, n_features: int) -> np.ndarray:
     return array
 
 
+def check_orderings(ordering, n_features: int, n_masks: int) -> np.ndarray:
+    """Validate a user-given ordering: one permutation (1-D), or one per mask
+    (shape ``(n_masks, n_features)``). Returns a 1-D or 2-D integer array."""
+    array = np.asarray(ordering)
+    if array.ndim != 2:
+        return check_ordering(ordering, n_features)
+    if array.shape != (n_masks, n_features):
+        raise ValueError(
+            f"ordering as a 2-D array gives one ordering per mask and must have "
+            f"shape (n_masks, n_features) = ({n_masks}, {n_features}); got "
+            f"{array.shape}. Give a single permutation of range({n_features}) for "
+            "the first mask only."
+        )
+    return np.stack([check_ordering(row, n_features) for row in array])
+
+
 def make_orderings(
     ordering, n_features: int, n_masks: int, order_agnostic: bool, random_state
 ) -> np.ndarray:
@@ -49,8 +65,11 @@ def make_orderings(
 
     ``orderings[k, i]`` is the feature modelled ``i``-th by mask ``k``. The first mask
     follows ``ordering``; with ``order_agnostic`` every further mask draws a fresh
-    random permutation, otherwise all masks share the first mask's ordering.
+    random permutation, otherwise all masks share the first mask's ordering. A 2-D
+    ``ordering`` gives every mask its own.
     """
+    if not isinstance(ordering, str) and np.ndim(ordering) == 2:
+        return check_orderings(ordering, n_features, n_masks).astype(np.int64)
     if isinstance(ordering, str) and ordering == "natural":
         first = np.arange(n_features)
     elif isinstance(ordering, str) and ordering == "random":

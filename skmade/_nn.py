@@ -259,6 +259,14 @@ class MADE(nn.Module):
         made.load_state_dict(state)
         return made
 
+    def train(self, mode: bool = True) -> MADE:
+        self._sorted_cache.clear()
+        return super().train(mode)
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        self._sorted_cache.clear()
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
+
     def set_gaussian(self, base: GaussianBase | None) -> None:
         """Offset the continuous conditionals by a Gaussian's (None removes it)."""
         if base is not None:
@@ -475,9 +483,14 @@ class MADE(nn.Module):
         self, k: int, masks: list[Tensor] | None, plan: BlockPlan, n_rows: int
     ) -> list[tuple[Tensor, Tensor | None]] | None:
         """``(weight, bias)`` of every masked layer of mask ``k`` in the sorted
-        layout, or None when too few rows make the copies not worth it. Without
-        gradients (inference) the copies are kept until a parameter changes."""
-        cached = not torch.is_grad_enabled()
+        layout, or None when too few rows make the copies not worth it.
+
+        For inference (eval mode, no gradients) the copies are kept until the
+        module returns to training mode, loads a state or a parameter's version
+        counter moves (an in-place change; fused optimizers do not move it, but
+        they step in training mode).
+        """
+        cached = not torch.is_grad_enabled() and not self.training
         if cached:
             stamp = tuple((p.data_ptr(), p._version) for p in self.parameters())
             hit = self._sorted_cache.get(k)

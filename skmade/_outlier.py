@@ -17,6 +17,7 @@ from sklearn.utils.validation import (
 )
 
 from ._columns import _is_categorical_dtype, _is_frame
+from ._dask import lazy_rows
 from ._density import MADEDensity
 from ._utils import restore_on_error, weighted_quantile
 
@@ -234,6 +235,7 @@ class MADEOutlierDetector(OutlierMixin, BaseEstimator):
             params = {"density": self._default_density(seed), **params}
         return super().set_params(**params)
 
+    @lazy_rows()
     def score_samples(self, X):
         """Log-likelihood of each row under the density; the lower, the more abnormal.
 
@@ -245,11 +247,14 @@ class MADEOutlierDetector(OutlierMixin, BaseEstimator):
         Returns
         -------
         scores : ndarray of shape (n_samples,)
-            ``log p(x)`` of each row.
+            ``log p(x)`` of each row. A dask array X gives a lazy dask array
+            (see :meth:`MADEDensity.score_samples`), as do the other row-wise
+            methods.
         """
         X = self._check_X(X)
         return self.density_.score_samples(X)
 
+    @lazy_rows()
     def decision_function(self, X):
         """Log-likelihood shifted by ``offset_``: negative for outliers.
 
@@ -265,6 +270,7 @@ class MADEOutlierDetector(OutlierMixin, BaseEstimator):
         """
         return self.score_samples(X) - self.offset_
 
+    @lazy_rows(dtype=int)
     def predict(self, X):
         """Label rows as inliers (+1) or outliers (-1).
 
@@ -284,6 +290,7 @@ class MADEOutlierDetector(OutlierMixin, BaseEstimator):
         return labels
 
     @available_if(_density_has_score_features)
+    @lazy_rows(lambda estimator: estimator.n_features_in_)
     def score_features(self, X):
         """How much less likely than usual each feature of each row is, in nats.
 

@@ -159,3 +159,12 @@ def test_wide_estimator_scores_and_trains_as_the_plain_path():
     assert not np.allclose(changed, scores)
     restored.module_.use_blocks = False
     np.testing.assert_allclose(restored.score_samples(X), changed, rtol=1e-5)
+    # Training (a fused optimizer, which moves no version counter) is seen too.
+    trained = blocked.set_params(warm_start=True, max_iter=1)
+    trained.module_.use_blocks = True
+    before = trained.score_samples(X)
+    trained.partial_fit(X)
+    after = trained.score_samples(X)
+    assert not np.allclose(after, before)
+    trained.module_.use_blocks = False
+    np.testing.assert_allclose(trained.score_samples(X), after, rtol=1e-5)

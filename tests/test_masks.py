@@ -55,3 +55,30 @@ def test_check_ordering_rejects_non_permutations(ordering, match):
 
 def test_check_ordering_accepts_integer_valued_floats():
     np.testing.assert_array_equal(check_ordering([2.0, 0.0, 1.0], 3), [2, 0, 1])
+
+
+def test_an_ordering_per_mask():
+    given = np.array([[2, 0, 1, 3], [3, 2, 1, 0], [0, 1, 2, 3]])
+    rng = np.random.RandomState(0)
+    np.testing.assert_array_equal(make_orderings(given, 4, 3, False, rng), given)
+    with pytest.raises(ValueError, match=r"shape \(n_masks, n_features\) = \(2, 4\)"):
+        make_orderings(given, 4, 2, False, rng)
+    with pytest.raises(ValueError, match="permutation of range\\(4\\)"):
+        make_orderings([[0, 1, 2, 3], [0, 0, 1, 2]], 4, 2, False, rng)
+
+
+def test_an_estimator_with_an_ordering_per_mask_is_normalized():
+    from conftest import all_binary_vectors
+
+    from skmade import MADEDensity
+
+    X = (np.random.RandomState(1).rand(200, 4) < 0.4).astype(float)
+    given = [[2, 0, 1, 3], [3, 2, 1, 0]]
+    est = MADEDensity(
+        hidden_layer_sizes=(12,), n_masks=2, ordering=given, max_iter=5, random_state=0
+    ).fit(X)
+    np.testing.assert_array_equal(est.orderings_, given)
+    total = np.exp(est.score_samples(all_binary_vectors(4))).sum()
+    assert total == pytest.approx(1.0, abs=1e-6)
+    with pytest.raises(ValueError, match=r"\(3, 4\)"):
+        MADEDensity(n_masks=3, ordering=given).fit(X)

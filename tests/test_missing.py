@@ -10,7 +10,7 @@ from conftest import correlated_binary, fast_made
 from numpy.testing import assert_allclose, assert_array_equal
 from scipy import integrate, stats
 
-from skmade import MADEDensity
+from skmade import MADEDensity, MADEImputer
 
 
 def _with_missing(X, fraction, seed=0):
@@ -431,3 +431,20 @@ def test_a_failed_fit_of_an_any_order_model_changes_nothing(monkeypatch):
     with pytest.raises(FloatingPointError):
         est.set_params(learning_rate_init=1e4, early_stopping=False).fit(X)
     assert_array_equal(est.score_samples(X), scores)
+
+
+def test_completion_of_a_row_does_not_depend_on_the_rows_beside_it():
+    rng = np.random.RandomState(7)
+    X = rng.randn(120, 5) @ rng.randn(5, 5)
+    X[rng.rand(*X.shape) < 0.25] = np.nan
+    imputer = MADEImputer(
+        density=MADEDensity(hidden_layer_sizes=(16,), max_iter=5, random_state=0)
+    ).fit(X)
+    whole = imputer.transform(X)
+    # Equal up to float32 rounding in products of another batch shape.
+    np.testing.assert_allclose(
+        imputer.transform(X[7:19]), whole[7:19], rtol=1e-6, atol=1e-9
+    )
+    np.testing.assert_allclose(
+        imputer.transform(X[::-1]), whole[::-1], rtol=1e-6, atol=1e-9
+    )

@@ -1,0 +1,250 @@
+"""Scale: fit and score cost as rows grow; in-memory against lazy dask scoring.
+
+Synthetic tables (binary: 50 columns driven by 5 latent bits; continuous: 20
+correlated Gaussian columns), generated block by block from per-block seeds so that
+no run needs the whole table unless it asks for it in memory.
+
+- **Fit**: time and peak memory (resident set, each fit in its own process) of
+  ``MADEDensity(max_iter=2, early_stopping=False)`` as the rows double.
+- **Score**: rows per second of ``score_samples`` on a numpy array in memory, against
+  the same rows as a dask array (lazy result, computed with dask's threaded scheduler
+  and with its synchronous one), and a dask array generated block by block (never in
+  memory as a whole). Ratios are taken in the same process.
+
+Run alone (another process on a 2-core machine distorts every number)::
+
+    python -m benchmarks.scale [--fit-rows 100000 ... ] [--score-rows ...]
+
+Needs the ``dask`` extra. Writes ``benchmarks/results/scale.json`` and
+``benchmarks/results/scale.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+import warnings
+
+import numpy as np
+from sklearn.exceptions import ConvergenceWarning
+
+from skmade import MADEDensity
+
+from ._common import RESULTS, environment, markdown_table, write_json, write_markdown
+
+BLOCK = 100_000
+KINDS = ("binary", "continuous")
+
+
+def make_block(kind: str, rows: int, seed: int) -> np.ndarray:
+    """One block of a synthetic table; the same ``seed`` gives the same rows."""
+    rng = np.random.RandomState(seed)
+    if kind == "binary":
+        latent = rng.rand(rows, 5) < 0.5
+        logits = np.repeat(latent, 10, axis=1) * 3.0 - 1.5
+        return (rng.rand(rows, 50) < 1 / (1 + np.exp(-logits))).astype(np.float32)
+    mixing = np.random.RandomState(12345).randn(20, 20) / np.sqrt(20)
+    base = rng.randn(rows, 20)
+    return (base @ mixing + 0.3 * np.tanh(base[:, :1]) * base).astype(np.float32)
+
+
+def make_table(kind: str, rows: int) -> np.ndarray:
+    return np.concatenate(
+        [
+            make_block(kind, min(BLOCK, rows - start), start // BLOCK)
+            for start in range(0, rows, BLOCK)
+        ]
+    )
+
+
+def lazy_table(kind: str, rows: int):
+    """The same table as a dask array built from its blocks' seeds (not in memory)."""
+    import dask
+    import dask.array as da
+
+    width = 50 if kind == "binary" else 20
+    blocks = [
+        da.from_delayed(
+            dask.delayed(make_block)(kind, min(BLOCK, rows - start), start // BLOCK),
+            shape=(min(BLOCK, rows - start), width),
+            dtype=np.float32,
+        )
+        for start in range(0, rows, BLOCK)
+    ]
+    return da.concatenate(blocks)
+
+
+def estimator() -> MADEDensity:
+    return MADEDensity(
+        hidden_layer_sizes=(256,), max_iter=2, early_stopping=False, random_state=0
+    )
+
+
+def fit_one(kind: str, rows: int) -> dict:
+    """Child process: one fit; its time and the process's peak memory."""
+    X = make_table(kind, rows)
+    data_mb = X.nbytes / 2**20
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    start = time.perf_counter()
+    estimator().fit(X)
+    seconds = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {
+        "kind": kind,
+        "rows": rows,
+        "fit_seconds": seconds,
+        "data_mb": data_mb,
+        "peak_mb": peak,
+        "peak_before_fit_mb": before,
+    }
+
+
+def score_rates(kind: str, rows: int, repeats: int) -> dict:
+    import dask
+    import dask.array as da
+
+    model = estimator().fit(make_table(kind, min(rows, BLOCK)))
+    X = make_table(kind, rows)
+    lazy = da.from_array(X, chunks=(BLOCK, X.shape[1]))
+    generated = lazy_table(kind, rows)
+
+    def best_seconds(fn) -> float:
+        fn()  # warm-up
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - start)
+        return min(times)
+
+    memory = best_seconds(lambda: model.score_samples(X))
+    threads = best_seconds(
+        lambda: model.score_samples(lazy).compute(scheduler="threads")
+    )
+    with dask.config.set(scheduler="synchronous"):
+        synchronous = best_seconds(lambda: model.score_samples(lazy).compute())
+        # Generating the blocks is part of this one: compare with its own baseline.
+        generate = best_seconds(lambda: generated.sum().compute())
+        streamed = best_seconds(lambda: model.score_samples(generated).compute())
+    return {
+        "kind": kind,
+        "rows": rows,
+        "memory_rows_per_s": rows / memory,
+        "dask_threads_rows_per_s": rows / threads,
+        "dask_synchronous_rows_per_s": rows / synchronous,
+        "generated_rows_per_s": rows / streamed,
+        "generation_only_rows_per_s": rows / generate,
+        "ratio_threads": memory / threads,
+        "ratio_synchronous": memory / synchronous,
+    }
+
+
+def report(results: dict) -> list[str]:
+    lines = [
+        "# Scale: fit and score cost as rows grow (2-core CPU)",
+        "",
+        f"torch {results['torch']}, {results['threads']} threads. "
+        "`MADEDensity(hidden_layer_sizes=(256,), max_iter=2, early_stopping=False)` "
+        "on synthetic tables (binary: 50 columns; continuous: 20). Produced by "
+        "`python -m benchmarks.scale`.",
+        "",
+        "## Fit: time and peak memory as rows double (each fit in its own process)",
+        "",
+    ]
+    rows = []
+    for r in results["fit"]:
+        rows.append(
+            [
+                r["kind"],
+                f"{r['rows']:,}",
+                f"{r['data_mb']:.0f} MB",
+                f"{r['fit_seconds']:.1f} s",
+                f"{r['peak_mb']:.0f} MB",
+                f"{(r['peak_mb'] - r['peak_before_fit_mb']) / r['data_mb']:.1f}x",
+            ]
+        )
+    lines += markdown_table(
+        ["table", "rows", "data", "fit time", "peak memory", "fit's extra / data"], rows
+    )
+    lines += [
+        "",
+        "## Scoring: in memory against lazy dask arrays (one process, best of repeats)",
+        "",
+        "*dask (threads)* and *dask (sync)*: the in-memory rows as a dask array "
+        "(100,000-row chunks), scored lazily and computed with dask's threaded and "
+        "synchronous schedulers. *generated*: a dask array whose blocks are made on "
+        "demand and never held together (throughput includes making them; making "
+        "them alone is the last column).",
+        "",
+    ]
+    rows = []
+    for r in results["score"]:
+        rows.append(
+            [
+                r["kind"],
+                f"{r['rows']:,}",
+                f"{r['memory_rows_per_s']:,.0f}",
+                f"{r['dask_threads_rows_per_s']:,.0f} ({r['ratio_threads']:.2f}x)",
+                f"{r['dask_synchronous_rows_per_s']:,.0f} "
+                f"({r['ratio_synchronous']:.2f}x)",
+                f"{r['generated_rows_per_s']:,.0f}",
+                f"{r['generation_only_rows_per_s']:,.0f}",
+            ]
+        )
+    lines += markdown_table(
+        [
+            "table",
+            "rows",
+            "in memory (rows/s)",
+            "dask (threads)",
+            "dask (sync)",
+            "generated",
+            "generation only",
+        ],
+        rows,
+    )
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--fit-rows",
+        type=int,
+        nargs="*",
+        default=[100_000, 200_000, 400_000, 800_000, 1_600_000],
+    )
+    parser.add_argument(
+        "--score-rows", type=int, nargs="*", default=[100_000, 1_000_000, 10_000_000]
+    )
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--one", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    warnings.simplefilter("ignore", ConvergenceWarning)
+    if args.one:  # child process: one fit, JSON on the last line
+        print(json.dumps(fit_one(args.one[0], int(args.one[1]))))
+        return
+
+    results = environment(fit=[], score=[])
+    for kind in KINDS:
+        for rows in args.fit_rows:
+            command = [sys.executable, "-m", "benchmarks.scale", "--one", kind]
+            output = subprocess.run(
+                [*command, str(rows)], check=True, stdout=subprocess.PIPE, text=True
+            )
+            results["fit"].append(json.loads(output.stdout.strip().splitlines()[-1]))
+            print(json.dumps(results["fit"][-1]), flush=True)
+    for kind in KINDS:
+        for rows in args.score_rows:
+            results["score"].append(score_rates(kind, rows, args.repeats))
+            print(json.dumps(results["score"][-1]), flush=True)
+    write_json(RESULTS / "scale.json", results)
+    write_markdown(RESULTS / "scale.md", report(results), echo=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,92 @@
+"""Row-wise methods that keep dask arrays lazy.
+
+A dask array passed to ``score_samples``, ``score_features``, ``transform`` and the
+other row-wise methods is not loaded: the method returns a dask array whose blocks
+are computed where the data lives, each by the fitted estimator on one block of rows.
+The estimator enters the task graph once (one key that every block depends on), so a
+distributed scheduler ships it to each worker once, not with every task.
+
+dask is optional: nothing here imports it unless a dask collection is passed.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+from sklearn.utils.validation import check_is_fitted
+
+
+def is_dask_collection(X) -> bool:
+    """Whether X is a dask collection (checked without importing dask)."""
+    return type(X).__module__.partition(".")[0] == "dask" and hasattr(
+        X, "__dask_graph__"
+    )
+
+
+def _apply(block: np.ndarray, estimator, name: str, *args):
+    return getattr(estimator, name)(block, *args)  # a numpy block: the eager method
+
+
+def lazy_rows(n_columns=None, dtype=np.float64):
+    """Decorate a row-wise method ``method(self, X, ...)`` so that a dask array X
+    gives a lazy dask array of ``dtype``, block by block over the rows.
+
+    ``n_columns(estimator)`` is the width of the result (None: one value per row).
+    The checks that need no data (fitted, number of columns) run at once; the rest
+    run with each block.
+    """
+
+    def decorate(method):
+        @functools.wraps(method)
+        def wrapper(self, X, *args):
+            if not is_dask_collection(X):
+                return method(self, X, *args)
+            return _map_rows(self, X, method.__name__, n_columns, dtype, args)
+
+        return wrapper
+
+    return decorate
+
+
+def _map_rows(estimator, X, name: str, n_columns, dtype, args):
+    import dask
+
+    if not hasattr(X, "map_blocks") or getattr(X, "ndim", None) != 2:
+        raise TypeError(
+            f"{type(estimator).__name__}.{name} takes a 2-D dask array; got "
+            f"{type(X).__name__}. Convert a dask DataFrame with "
+            "X.to_dask_array(lengths=True) (categorical columns as their codes), or "
+            "compute it first."
+        )
+    check_is_fitted(estimator)
+    expected = estimator.n_features_in_
+    if X.shape[1] != expected:
+        raise ValueError(
+            f"X has {X.shape[1]} features, but {type(estimator).__name__} is "
+            f"expecting {expected} features as input."
+        )
+    if len(X.chunks[1]) > 1:  # every block must hold whole rows
+        X = X.rechunk({1: -1})
+    # One key for the fitted estimator, on which every block depends.
+    model = dask.delayed(estimator, pure=False)
+    if n_columns is None:
+        return X.map_blocks(
+            _apply,
+            model,
+            name,
+            *args,
+            drop_axis=1,
+            dtype=dtype,
+            meta=np.empty((0,), dtype=dtype),
+        )
+    width = n_columns(estimator)
+    return X.map_blocks(
+        _apply,
+        model,
+        name,
+        *args,
+        chunks=(X.chunks[0], (width,)),
+        dtype=dtype,
+        meta=np.empty((0, 0), dtype=dtype),
+    )

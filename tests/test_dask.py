@@ -1,0 +1,129 @@
+"""Dask: lazy row-wise methods and a grid search on a local dask cluster."""
+
+import numpy as np
+import pytest
+
+from skmade import MADEDensity, MADEImputer, MADEOutlierDetector
+
+da = pytest.importorskip("dask.array")
+
+
+def binary_table(n=240, d=6, seed=0):
+    rng = np.random.RandomState(seed)
+    first = rng.rand(n, 1) < 0.4
+    return np.where(rng.rand(n, d) < 0.85, first, ~first).astype(float)
+
+
+@pytest.fixture(scope="module")
+def density():
+    X = binary_table()
+    return MADEDensity(hidden_layer_sizes=(16,), max_iter=20, random_state=0).fit(X)
+
+
+def graph_size(array) -> int:
+    return len(dict(array.__dask_graph__()))
+
+
+def test_score_samples_of_a_dask_array_is_lazy_and_equal(density):
+    X = binary_table(seed=1)
+    lazy_X = da.from_array(X, chunks=(50, 3))  # columns split too: rechunked
+    scores = density.score_samples(lazy_X)
+    assert isinstance(scores, da.Array)
+    assert scores.shape == (240,) and scores.chunks[0] == lazy_X.chunks[0]
+    np.testing.assert_allclose(scores.compute(), density.score_samples(X))
+    assert density.score(lazy_X) == pytest.approx(density.score(X))
+
+
+def test_the_model_enters_the_graph_once(density):
+    lazy_X = da.from_array(binary_table(seed=2), chunks=(40, 6))
+    n_blocks = len(lazy_X.chunks[0])
+    scores = density.score_samples(lazy_X)
+    # The input blocks, the output blocks and one key holding the model.
+    assert graph_size(scores) == graph_size(lazy_X) + n_blocks + 1
+    models = [
+        key
+        for key, task in dict(scores.__dask_graph__()).items()
+        if "MADEDensity" in str(key)
+    ]
+    assert len(models) == 1
+
+
+def test_score_features_and_outlier_methods_stay_lazy():
+    X = binary_table(seed=3)
+    lazy_X = da.from_array(X, chunks=(70, 6))
+    detector = MADEOutlierDetector(
+        density=MADEDensity(hidden_layer_sizes=(16,), max_iter=15, random_state=0)
+    ).fit(X)
+    for name in ("score_samples", "decision_function", "predict", "score_features"):
+        lazy = getattr(detector, name)(lazy_X)
+        assert isinstance(lazy, da.Array), name
+        eager = getattr(detector, name)(X)
+        assert lazy.dtype == eager.dtype, name
+        np.testing.assert_allclose(lazy.compute(), eager, err_msg=name)
+    features = detector.density_.score_features(lazy_X)
+    assert features.shape == X.shape
+    np.testing.assert_allclose(features.compute(), detector.density_.score_features(X))
+
+
+def test_imputer_transform_is_lazy_and_fills_like_numpy():
+    rng = np.random.RandomState(4)
+    X = rng.randn(200, 4) @ rng.randn(4, 4)
+    holes = X.copy()
+    holes[rng.rand(*X.shape) < 0.2] = np.nan
+    imputer = MADEImputer(
+        density=MADEDensity(hidden_layer_sizes=(16,), max_iter=10, random_state=0)
+    ).fit(holes)
+    lazy = imputer.transform(da.from_array(holes, chunks=(64, 4)))
+    assert isinstance(lazy, da.Array)
+    filled = lazy.compute()
+    assert not np.isnan(filled).any()
+    np.testing.assert_allclose(filled, imputer.transform(holes))
+
+
+def test_dask_input_is_checked_before_any_work(density):
+    with pytest.raises(ValueError, match="X has 5 features, but MADEDensity"):
+        density.score_samples(da.zeros((10, 5), chunks=5))
+    with pytest.raises(TypeError, match="2-D dask array"):
+        density.score_samples(da.zeros(10, chunks=5))
+    unfitted = MADEDensity()
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        unfitted.score_samples(da.zeros((10, 6), chunks=5))
+
+
+def test_values_are_checked_when_blocks_compute(density):
+    bad = da.from_array(np.full((10, 6), 2.0), chunks=5)
+    lazy = density.score_samples(bad)  # the values are only seen with the blocks
+    with pytest.raises(ValueError, match="values other than 0 and 1"):
+        lazy.compute()
+
+
+def test_grid_search_on_a_local_dask_cluster():
+    distributed = pytest.importorskip("distributed")
+    import joblib
+    import torch
+    from sklearn.model_selection import GridSearchCV
+
+    X = binary_table(n=200)
+    grid = {"hidden_layer_sizes": [(4,), (24,)]}
+    estimator = MADEDensity(max_iter=15, random_state=0)
+    local = GridSearchCV(estimator, grid, cv=2).fit(X)
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        # Each worker process runs torch on one thread: two workers on two
+        # cores do not oversubscribe them.
+        threads = client.run(torch.get_num_threads)
+        assert set(threads.values()) == {1}
+        with joblib.parallel_backend("dask"):
+            remote = GridSearchCV(estimator, grid, cv=2, n_jobs=-1).fit(X)
+    assert remote.best_params_ == local.best_params_
+    np.testing.assert_allclose(
+        remote.cv_results_["mean_test_score"],
+        local.cv_results_["mean_test_score"],
+        rtol=1e-4,
+    )
