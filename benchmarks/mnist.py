@@ -112,6 +112,18 @@ CONFIGS = {
         direct_connections=True,
         alpha=50.0,
     ),
+    # The same comparison for a small layer, where a single mask converges well
+    # inside the budget and the ensemble's masks have time to converge too.
+    "1x500-1mask-direct-alpha50-12min": dict(
+        hidden_layer_sizes=(500,), n_masks=1, direct_connections=True, alpha=50.0
+    ),
+    "1x500-4masks-raster-direct-alpha50-12min": dict(
+        hidden_layer_sizes=(500,),
+        n_masks=4,
+        ordering=raster_orderings(),
+        direct_connections=True,
+        alpha=50.0,
+    ),
     "1x6000-1mask-direct-alpha50": dict(
         hidden_layer_sizes=(6000,), n_masks=1, direct_connections=True, alpha=50.0
     ),

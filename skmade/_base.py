@@ -27,10 +27,17 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from ._columns import ColumnCodec, frame_to_numeric
+from ._columns import ColumnCodec, ColumnSummary, frame_to_numeric
 from ._dask import is_dask_collection, lazy_rows
 from ._flows import MAF
 from ._nn import MADE
+from ._stream import (
+    InMemoryRows,
+    RowStream,
+    StreamedRows,
+    as_float32_tensor,
+    survey,
+)
 from ._utils import TrainingLog, restore_on_error
 
 
@@ -78,17 +85,6 @@ def _resolve_device(device) -> torch.device:
     return resolved
 
 
-def _as_float32_tensor(A: np.ndarray, device: torch.device) -> torch.Tensor:
-    """A float32 tensor sharing memory with A where possible.
-
-    Read-only arrays (memmaps, some pandas frames) are copied: torch cannot wrap them.
-    """
-    A = np.asarray(A, dtype=np.float32)
-    if not A.flags.writeable:
-        A = A.copy()
-    return torch.as_tensor(A, device=device)
-
-
 # Scoring runs the network on blocks of exactly this many rows (the last one padded
 # with zeros): a float32 GEMM's rounding depends on the number of rows it multiplies,
 # so without fixed blocks a row's score would change, by an ulp, with the rows
@@ -104,7 +100,7 @@ def row_blocks(Z: np.ndarray, device: torch.device, block: int = SCORE_BLOCK):
     for start in range(0, Z.shape[0], block):
         rows = Z[start : start + block]
         n = rows.shape[0]
-        x = _as_float32_tensor(rows, device)
+        x = as_float32_tensor(rows, device)
         if n < block:
             x = torch.cat([x, x.new_zeros(block - n, x.shape[1])])
         yield start, x, n
@@ -168,6 +164,12 @@ def l2_scale(alpha: float, weights: np.ndarray, exponent: int) -> float:
     scale = math.ldexp(scaled, -exponent)  # underflows quietly to 0.0
     # Below float32's smallest normal number the term is lost in the gradients.
     return scale if scale >= np.finfo(np.float32).tiny else 0.0
+
+
+def _user_total(total: float, exponent: int) -> float:
+    """Rescaled weights' sum in the user's units (infinite beyond float64)."""
+    with np.errstate(over="ignore"):  # 1e308-weights: an infinite count
+        return float(np.ldexp(total, exponent))
 
 
 def _mean_score(log_likelihoods: np.ndarray, weights: np.ndarray) -> float:
@@ -374,23 +376,22 @@ class TorchDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         self,
         module,
         family,
-        Z,
-        weights,
+        rows,
         Z_val,
         weights_val,
         generator,
         incremental,
         penalty_scale,
+        start_rows=None,
     ):
+        """Train ``module`` on ``rows`` (:class:`~skmade._stream.InMemoryRows` or
+        :class:`~skmade._stream.StreamedRows`); ``start_rows`` (default: ``rows``)
+        give the loss of the start, against which divergence is judged."""
         device = next(module.parameters()).device
-        n_train = Z.shape[0]
+        n_train = rows.n_rows
         batch_size = _AUTO_BATCH if self.batch_size == "auto" else self.batch_size
         batch_size = min(batch_size, n_train)
-        x_all = _as_float32_tensor(Z, device)
-        # Weights rescaled to mean 1: each mini-batch mean is then an unbiased
-        # estimate of the weighted mean log-likelihood.
-        w_all = torch.as_tensor(weights * (n_train / weights.sum()), device=device)
-        w_all = w_all.to(torch.float32)
+        start_rows = rows if start_rows is None else start_rows
         optimizer = getattr(self, "_optimizer", None) if incremental else None
         if optimizer is None or optimizer.param_groups[0]["params"][0] is not next(
             module.parameters()
@@ -434,20 +435,19 @@ class TorchDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
             with torch.no_grad():
                 module.eval()
                 nll = torch.zeros((), device=device, dtype=torch.float64)
-                for start in range(0, n_train, _START_LOSS_BATCH):
-                    x = x_all[start : start + _START_LOSS_BATCH]
-                    w = w_all[start : start + _START_LOSS_BATCH].double()
+                for x, w in start_rows.in_order(_START_LOSS_BATCH):
                     log_prob = self._start_log_prob(module, family, x)
-                    nll -= (w * log_prob.double().sum(dim=1)).sum()
+                    nll -= (w.double() * log_prob.double().sum(dim=1)).sum()
                 penalty = sum(module.penalty(k).item() for k in range(n_masks))
-                start_loss = nll.item() / n_train + penalty_scale * penalty / n_masks
+                start_loss = nll.item() / start_rows.n_rows
+                start_loss += penalty_scale * penalty / n_masks
         initial = best_rows = None
         if early_stopping:
             # The starting point competes too: a closed-form start (the Gaussian of
             # MADEDensity's direct path) can beat every epoch on a small table.
-            rows = self._validation_log_likelihood(Z_val)
-            score = _mean_score(rows, weights_val)
-            initial = (copy.deepcopy(module.state_dict()), rows, score)
+            scores = self._validation_log_likelihood(Z_val)
+            score = _mean_score(scores, weights_val)
+            initial = (copy.deepcopy(module.state_dict()), scores, score)
             if score > self.best_validation_score_:
                 self.best_validation_score_ = score
                 best_state = initial[0]
@@ -457,12 +457,8 @@ class TorchDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
             for _ in range(n_epochs):
                 module.train()
                 total = torch.zeros((), device=device)
-                order = torch.randperm(n_train, generator=generator).to(device)
-                for start in range(0, n_train, batch_size):
-                    rows = order[start : start + batch_size]
-                    x = x_all[rows]
+                for x, w in rows.batches(batch_size, generator):
                     k = self.n_steps_ % n_masks
-                    w = w_all[rows]
                     log_prob = self._batch_log_prob(
                         module, family, x, k, w, generator
                     ).sum(dim=1)
@@ -472,7 +468,7 @@ class TorchDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
                     module.mask_grads(k, penalty_scale)
                     optimizer.step()
                     self.n_steps_ += 1
-                    total += loss.detach() * rows.shape[0]
+                    total += loss.detach() * x.shape[0]
                 self.n_iter_ += 1
                 loss_value = total.item() / n_train
                 if penalty_scale > 0:
@@ -492,8 +488,8 @@ class TorchDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
                 score = None
 
                 if early_stopping:
-                    rows = self._validation_log_likelihood(Z_val)
-                    score = _mean_score(rows, weights_val)
+                    scores = self._validation_log_likelihood(Z_val)
+                    score = _mean_score(scores, weights_val)
                     self.validation_scores_.append(score)
                     if score < self.best_validation_score_ + self.tol:
                         no_improvement += 1
@@ -502,7 +498,7 @@ class TorchDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
                     if score > self.best_validation_score_:
                         self.best_validation_score_ = score
                         best_state = copy.deepcopy(module.state_dict())
-                        best_rows = rows
+                        best_rows = scores
                 else:
                     if loss_value > self.best_loss_ - self.tol:
                         no_improvement += 1
@@ -698,6 +694,8 @@ class TorchDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         }
 
     def _fit_model(self, X, sample_weight, incremental):
+        if is_dask_collection(X):
+            return self._fit_stream(X, sample_weight, incremental)
         checked = self._check_fit_input(X, sample_weight, incremental)
         continuing, n_validation = checked["continuing"], checked["n_validation"]
         device = checked["device"]
@@ -713,33 +711,147 @@ class TorchDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
                 X, weights, checked["kinds"], checked["frame_categories"]
             )
         Z, Z_val = codec.to_internal(X), codec.to_internal(X_val)
+        return self._start_and_train(
+            codec,
+            InMemoryRows(Z, weights, device),
+            (Z, weights),
+            (Z_val, weights_val),
+            _user_total(weights.sum(), checked["weight_exponent"]),
+            rng,
+            penalty_scale,
+            incremental=incremental,
+            continuing=continuing,
+            hidden=checked["hidden"],
+            device=device,
+        )
+
+    def _start_and_train(
+        self,
+        codec,
+        rows,
+        start,
+        validation,
+        n_rows,
+        rng,
+        penalty_scale,
+        *,
+        incremental,
+        continuing,
+        hidden,
+        device,
+    ):
+        """Build the network (unless continuing) and train it on ``rows``.
+
+        ``start`` are the rows (model values, weights) that the data-dependent start
+        and :meth:`_after_training` read, ``validation`` the held-out rows, and
+        ``n_rows`` the training weights' total in the user's units.
+        """
+        (Z, weights), (Z_val, weights_val) = start, validation
         if continuing:
             module = self.module_.to(device)
         else:
             self._columns_ = codec
-            self._reset_training_state(n_validation > 0)
-            with np.errstate(over="ignore"):  # 1e308-weights: an infinite count
-                n_rows = float(np.ldexp(weights.sum(), checked["weight_exponent"]))
+            self._reset_training_state(Z_val.shape[0] > 0)
             module = self._build_module(
-                Z, weights, Z_val, weights_val, n_rows, checked["hidden"], rng
+                Z, weights, Z_val, weights_val, n_rows, hidden, rng
             ).to(device)
-        if n_validation and self.validation_scores_ is None:
+        if Z_val.shape[0] and self.validation_scores_ is None:
             self.validation_scores_, self.best_validation_score_ = [], -np.inf
         self.module_ = module
         self._train(
             module,
             self._family(),
-            Z,
-            weights,
+            rows,
             Z_val,
             weights_val,
             self._torch_generator(rng),
             incremental,
             penalty_scale,
+            start_rows=InMemoryRows(Z, weights, device)
+            if isinstance(rows, StreamedRows)
+            else rows,
         )
         self._after_training(module, Z, weights)
         module.eval()
         return self
+
+    def _fit_stream(self, X, sample_weight, incremental):
+        """Fit on a dask array block by block (see :mod:`skmade._stream`): a first
+        pass checks every block and gathers the column state and the validation
+        and start rows; the epochs read the blocks again."""
+        continuing = (self.warm_start or incremental) and hasattr(self, "module_")
+        if continuing:
+            self._check_unchanged_structure()
+        hidden = self._hidden_sizes()
+        name = type(self).__name__
+        codec = self._columns_ if continuing else None
+
+        def check(block):
+            block = self._validated(block, reset=False)
+            if codec is not None:
+                codec.check_values(block)
+            return block
+
+        stream = RowStream(X, sample_weight, check, name)
+        if stream.n_rows < 2:
+            raise ValueError(
+                f"Found array with {stream.n_rows} sample(s) while a minimum of 2 "
+                f"is required by {name}."
+            )
+        if continuing and stream.n_features != self.n_features_in_:
+            raise ValueError(
+                f"X has {stream.n_features} features, but {name} is expecting "
+                f"{self.n_features_in_} features as input."
+            )
+        self._check_parameters(stream.n_features)
+        n_validation = self._n_validation(stream.n_rows, incremental)
+        device = _resolve_device(self.device)
+        exponent = 0
+        if stream.weights is not None:
+            top = stream.weights.max()
+            top = float(top.compute() if hasattr(top, "compute") else top)
+            if top == 0:
+                raise ValueError(
+                    "sample_weight must contain at least one non-zero number: "
+                    "every row has weight zero."
+                )
+            if np.isfinite(top) and top > 0:
+                exponent = int(np.frexp(top)[1])
+
+        def weigh(block, w):
+            if w is None:
+                return np.full(block.shape[0], np.ldexp(1.0, -exponent))
+            w = _check_sample_weight(
+                w, block, dtype=np.float64, ensure_non_negative=True
+            )
+            return np.ldexp(w, -exponent)
+
+        if not continuing:
+            self.n_features_in_ = stream.n_features
+            self.__dict__.pop("feature_names_in_", None)
+        rng = self._fit_rng(incremental, continuing)
+        summary = ColumnSummary(stream.n_features)
+        held, seeds, (X_val, w_val), (X_start, w_start), total = survey(
+            stream, summary, n_validation, weigh, rng
+        )
+        penalty_scale = l2_scale(self.alpha, np.array([total]), exponent)
+        if not continuing:
+            kinds = self._column_kinds(summary, {})
+            codec = self._fit_columns(summary, None, kinds, {})
+        Z_val, Z_start = codec.to_internal(X_val), codec.to_internal(X_start)
+        return self._start_and_train(
+            codec,
+            StreamedRows(stream, held, seeds, codec.to_internal, weigh, total, device),
+            (Z_start, w_start),
+            (Z_val, w_val),
+            _user_total(total, exponent),
+            rng,
+            penalty_scale,
+            incremental=incremental,
+            continuing=continuing,
+            hidden=hidden,
+            device=device,
+        )
 
     def _batch_log_prob(self, module, family, x, k, weights, generator):
         """Per-dimension log-likelihood terms of a training batch under mask ``k``.

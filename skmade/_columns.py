@@ -181,8 +181,13 @@ def infer_kinds(
                 f"distribution entries must be 'auto', 'bernoulli', 'categorical' or "
                 f"'gaussian'; got {bad[0]!r}."
             )
-    missing = np.isnan(X)
-    binary = np.all((X == 0) | (X == 1) | missing, axis=0)
+    if isinstance(X, ColumnSummary):
+        binary = X.binary
+        values = X.uniques
+    else:
+        missing = np.isnan(X)
+        binary = np.all((X == 0) | (X == 1) | missing, axis=0)
+        values = None
     kinds = []
     for j, kind in enumerate(spec):
         if j in frame_categorical:
@@ -194,11 +199,13 @@ def infer_kinds(
                 )
             kind = "categorical"
         elif kind == "auto":
-            column = X[~missing[:, j], j]
+            column = X[~missing[:, j], j] if values is None else values[j]
             if binary[j]:
                 kind = "bernoulli"
-            elif np.all(column == np.round(column)) and (
-                np.unique(column).size <= max_categories
+            elif (
+                column is not None
+                and np.all(column == np.round(column))
+                and (np.unique(column).size <= max_categories)
             ):
                 kind = "categorical"
             else:
@@ -321,6 +328,77 @@ def standardization(X: np.ndarray, weights: np.ndarray):
     return mean, scale
 
 
+# A column summary keeps a column's distinct values up to this many (more than any
+# categorical column a model could use), then forgets them.
+SUMMARY_UNIQUE = 4096
+
+
+class ColumnSummary:
+    """Column statistics gathered block by block: what :func:`infer_kinds` and
+    :meth:`ColumnCodec.fit` read from a table, from data never held at once.
+
+    :meth:`see` takes every row (the families follow from them),
+    :meth:`add_moments` the training rows and their weights (the standardization).
+    Memory stays at the distinct values of each column (up to ``SUMMARY_UNIQUE``,
+    then none) and one weighted mean and scale per block and column.
+    """
+
+    def __init__(self, n_features: int):
+        self.n_features = n_features
+        self.n_rows = 0
+        self.binary = np.ones(n_features, dtype=bool)
+        self.uniques = [np.empty(0) for _ in range(n_features)]
+        self._blocks = []  # per block: observed weight, mean and scale of each column
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.n_rows, self.n_features
+
+    def see(self, X: np.ndarray) -> None:
+        """Add a block of validated rows (NaN for missing entries) to the values
+        seen: which columns are binary, the distinct values of each."""
+        missing = np.isnan(X)
+        self.binary &= np.all((X == 0) | (X == 1) | missing, axis=0)
+        for j, seen in enumerate(self.uniques):
+            if seen is not None:
+                seen = np.union1d(seen, X[~missing[:, j], j])
+                self.uniques[j] = seen if seen.size <= SUMMARY_UNIQUE else None
+        self.n_rows += X.shape[0]
+
+    def add_moments(self, X: np.ndarray, weights: np.ndarray) -> None:
+        """Add a block of rows to the weighted means and scales (training rows)."""
+        if X.shape[0] and weights.sum() > 0:
+            observed = weights @ ~np.isnan(X)
+            self._blocks.append((observed, *standardization(X, weights)))
+
+    def standardization(self) -> tuple[np.ndarray, np.ndarray]:
+        """Weighted column means and standard deviations over all blocks (see
+        :func:`standardization`), merged from each block's."""
+        if not self._blocks:
+            return np.zeros(self.n_features), np.ones(self.n_features)
+        W, M, S = (np.stack(part) for part in zip(*self._blocks, strict=True))
+        total = W.sum(axis=0)
+        _, exponent = np.frexp(np.maximum(np.abs(M).max(axis=0), S.max(axis=0)))
+        peak = np.ldexp(1.0, exponent - 1)
+        with np.errstate(under="ignore", invalid="ignore", divide="ignore"):
+            share = np.where(total > 0, W / total, 0.0)
+            unit_mean = M / peak
+            mean = (share * unit_mean).sum(axis=0)
+            spread = (S / peak) ** 2 + (unit_mean - mean) ** 2
+            scale = np.sqrt((share * spread).sum(axis=0)) * peak
+            mean = mean * peak
+            bound = 10 * np.finfo(np.float64).eps * np.abs(mean)
+        constant = scale <= bound
+        if constant.any():  # a value of the column, as for data held at once
+            first = np.argmax(W > 0, axis=0)
+            values = M[first, np.arange(self.n_features)]
+            mean[constant] = values[constant]
+            scale[constant] = np.maximum(1.0, bound[constant])
+        unseen = total == 0
+        mean[unseen], scale[unseen] = 0.0, 1.0
+        return mean, scale
+
+
 def _integer_range(values: np.ndarray, max_categories: int) -> np.ndarray:
     """Categories of a numeric column: every integer between its extremes.
 
@@ -377,7 +455,8 @@ class ColumnCodec:
         frame_categories: dict | None = None,
         max_categories: int = 20,
     ) -> ColumnCodec:
-        """The codec of X's columns (already converted by :func:`frame_to_numeric`).
+        """The codec of X's columns (already converted by :func:`frame_to_numeric`),
+        or of a :class:`ColumnSummary` of them (``weights`` then unused).
 
         ``frame_categories`` are the categories that conversion found; numeric
         categorical columns get theirs from X (see :func:`_integer_range`), and
@@ -394,14 +473,27 @@ class ColumnCodec:
                 categories.append(frame_categories[j])
                 code_values.append(np.arange(len(frame_categories[j])))
             else:
-                observed = X[~np.isnan(X[:, j]), j]
+                if isinstance(X, ColumnSummary):
+                    observed = X.uniques[j]
+                    if observed is None:
+                        raise ValueError(
+                            f"Column {j} is categorical but has more than "
+                            f"{SUMMARY_UNIQUE} distinct values; a model fitted "
+                            "block by block keeps no more. Declare it 'gaussian' "
+                            "in distribution, or recode it."
+                        )
+                else:
+                    observed = X[~np.isnan(X[:, j]), j]
                 values = _integer_range(np.unique(observed), max_categories)
                 categories.append(values)
                 code_values.append(values)
         continuous = np.asarray(kinds) == "gaussian"
         mean = scale = None
         if continuous.any():
-            mean, scale = standardization(X, weights)
+            if isinstance(X, ColumnSummary):
+                mean, scale = X.standardization()
+            else:
+                mean, scale = standardization(X, weights)
             mean = np.where(continuous, mean, 0.0)
             scale = np.where(continuous, scale, 1.0)
         return cls(kinds, categories, code_values, frame_categories, mean, scale)

@@ -90,3 +90,16 @@ def _map_rows(estimator, X, name: str, n_columns, dtype, args):
         dtype=dtype,
         meta=np.empty((0, 0), dtype=dtype),
     )
+
+
+def set_stream_features(estimator, X) -> None:
+    """``n_features_in_`` of a meta-estimator fitted on a 2-D dask array, which its
+    density reads block by block (dask arrays carry no feature names)."""
+    if getattr(X, "ndim", None) != 2 or not hasattr(X, "blocks"):
+        raise TypeError(
+            f"{type(estimator).__name__} fits on 2-D dask arrays; got "
+            f"{type(X).__name__}. Convert a dask DataFrame with "
+            "X.to_dask_array(lengths=True), or compute it."
+        )
+    estimator.n_features_in_ = int(X.shape[1])
+    estimator.__dict__.pop("feature_names_in_", None)

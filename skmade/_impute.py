@@ -14,7 +14,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._dask import lazy_rows
+from ._dask import is_dask_collection, lazy_rows, set_stream_features
 from ._density import MADEDensity
 from ._utils import restore_on_error
 
@@ -150,7 +150,10 @@ class MADEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         """
         density = self._make_density()
         with restore_on_error(self):  # a failed fit leaves a fitted imputer as it was
-            X = self._validate(X, reset=True)
+            if is_dask_collection(X):  # the density fits on it block by block
+                set_stream_features(self, X)
+            else:
+                X = self._validate(X, reset=True)
             self.density_ = density.fit(X)
         return self
 

@@ -6,11 +6,12 @@ import numpy as np
 import torch
 from sklearn.utils._param_validation import StrOptions
 
-from ._base import TRAINING_CONSTRAINTS, TorchDensity, _as_float32_tensor, count
+from ._base import TRAINING_CONSTRAINTS, TorchDensity, count
 from ._families import Gaussian, MixtureOfGaussians
 from ._flows import MAF, FlowOutput
 from ._masks import make_degrees
 from ._nn import MADE
+from ._stream import as_float32_tensor
 
 
 class MAFDensity(TorchDensity):
@@ -260,7 +261,7 @@ best_validation_score_, n_iter_, n_steps_
         # weights, not with running averages that lag behind them.
         device = next(module.parameters()).device
         module.set_statistics(
-            _as_float32_tensor(Z, device),
+            as_float32_tensor(Z, device),
             torch.as_tensor(weights, dtype=torch.float32, device=device),
         )
 

@@ -17,7 +17,7 @@ from sklearn.utils.validation import (
 )
 
 from ._columns import _is_categorical_dtype, _is_frame
-from ._dask import lazy_rows
+from ._dask import is_dask_collection, lazy_rows, set_stream_features
 from ._density import MADEDensity
 from ._utils import restore_on_error, weighted_quantile
 
@@ -166,18 +166,36 @@ class MADEOutlierDetector(OutlierMixin, BaseEstimator):
         density = self._make_density()
         # A failed fit (bad input, divergence, interrupt) leaves the detector as it was.
         with restore_on_error(self):
-            X = self._validate(X, reset=True)
+            lazy = is_dask_collection(X)
+            if lazy:  # the density fits on it block by block
+                set_stream_features(self, X)
+            else:
+                X = self._validate(X, reset=True)
             fit_params = {}
             if sample_weight is not None:
                 if not has_fit_parameter(density, "sample_weight"):
                     raise ValueError(
                         f"{type(density).__name__} does not accept sample_weight."
                     )
-                fit_params["sample_weight"] = _check_sample_weight(
-                    sample_weight, np.empty((_num_samples(X), 0))
+                fit_params["sample_weight"] = (
+                    sample_weight
+                    if lazy
+                    else _check_sample_weight(
+                        sample_weight, np.empty((_num_samples(X), 0))
+                    )
                 )
             density.fit(X, **fit_params)
             scores = density.score_samples(X)
+            if lazy:
+                # The threshold is a quantile of every training row's score: one
+                # float per row is kept for it, not the rows.
+                scores = np.asarray(scores.compute())
+                if sample_weight is not None:
+                    weights = fit_params["sample_weight"]
+                    fit_params["sample_weight"] = np.asarray(
+                        weights.compute() if hasattr(weights, "compute") else weights,
+                        dtype=np.float64,
+                    )
             contamination = (
                 _AUTO_CONTAMINATION
                 if self.contamination == "auto"
@@ -193,9 +211,17 @@ class MADEOutlierDetector(OutlierMixin, BaseEstimator):
                 # to it.
                 weights = fit_params.get("sample_weight")
                 contributions = density.score_features(X)
-                self.feature_offsets_ = np.average(
-                    contributions, axis=0, weights=weights
-                )
+                if lazy:  # per-block sums: one pass, nothing kept
+                    import dask.array as da
+
+                    w = np.ones(len(scores)) if weights is None else weights
+                    lazy_w = da.from_array(w, chunks=(contributions.chunks[0],))
+                    total = (contributions * lazy_w[:, None]).sum(axis=0).compute()
+                    self.feature_offsets_ = total / w.sum()
+                else:
+                    self.feature_offsets_ = np.average(
+                        contributions, axis=0, weights=weights
+                    )
             self.density_ = density
         return self
 
