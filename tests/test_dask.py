@@ -127,3 +127,30 @@ def test_grid_search_on_a_local_dask_cluster():
         local.cv_results_["mean_test_score"],
         rtol=1e-4,
     )
+
+
+def test_worker_threads_run_torch_on_one_thread_and_restore_it(density):
+    import threading
+
+    import torch
+
+    from skmade._dask import one_torch_thread
+
+    before = torch.get_num_threads()
+    seen = {}
+
+    def work():
+        with one_torch_thread():
+            seen["inside"] = torch.get_num_threads()
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    thread.join()
+    assert seen["inside"] == 1
+    assert torch.get_num_threads() == before
+    with one_torch_thread():  # the main thread keeps its threads
+        assert torch.get_num_threads() == before
+    lazy_X = da.from_array(binary_table(seed=4), chunks=(60, 6))
+    scores = density.score_samples(lazy_X).compute(scheduler="threads")
+    np.testing.assert_allclose(scores, density.score_samples(binary_table(seed=4)))
+    assert torch.get_num_threads() == before
