@@ -39,8 +39,9 @@ def one_torch_thread():
     thread).
 
     dask's threaded scheduler runs a block per core at once; with torch's own
-    threads on top, the cores are oversubscribed (a 100,000-row block scored at
-    half the in-memory speed), and torch stayed slow in the main thread after.
+    threads on top, the cores are oversubscribed, and each worker thread keeps an
+    OpenMP team whose idle threads outnumber the cores for good: torch in the main
+    thread ran on about one core afterwards (scoring at 0.4x its speed).
     """
     if threading.current_thread() is threading.main_thread():
         yield
@@ -48,8 +49,11 @@ def one_torch_thread():
     with _THREADS["lock"]:
         if _THREADS["running"] == 0:
             _THREADS["before"] = torch.get_num_threads()
-            torch.set_num_threads(1)
         _THREADS["running"] += 1
+        # In every worker thread: OpenMP keeps a thread count per thread, and a
+        # thread that runs torch with more than one starts a team of its own,
+        # whose idle threads then slow every other team in the process.
+        torch.set_num_threads(1)
     try:
         yield
     finally:
