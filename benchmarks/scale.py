@@ -15,7 +15,11 @@ no run needs the whole table unless it asks for it in memory.
 
 Run alone (another process on a 2-core machine distorts every number)::
 
-    python -m benchmarks.scale [--fit-rows 100000 ... ] [--score-rows ...]
+    python -m benchmarks.scale [--fit-rows 100000 ...] [--stream-rows ...]
+        [--score-rows ...]
+
+An option given without sizes (``--fit-rows`` alone) keeps that section's rows from
+the previous run.
 
 Needs the ``dask`` extra. Writes ``benchmarks/results/scale.json`` and
 ``benchmarks/results/scale.md``.
@@ -86,23 +90,28 @@ def estimator() -> MADEDensity:
     )
 
 
-def fit_one(kind: str, rows: int) -> dict:
-    """Child process: one fit; its time and the process's peak memory."""
-    X = make_table(kind, rows)
-    data_mb = X.nbytes / 2**20
+def _measured_fit(kind: str, rows: int, X, n_columns: int) -> dict:
+    """Fit ``estimator()`` on X: the fit's time and the process's peak memory."""
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     start = time.perf_counter()
-    estimator().fit(X)
+    est = estimator().fit(X)
     seconds = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {
         "kind": kind,
         "rows": rows,
         "fit_seconds": seconds,
-        "data_mb": data_mb,
+        "data_mb": rows * n_columns * 4 / 2**20,  # float32
         "peak_mb": peak,
         "peak_before_fit_mb": before,
+        "epochs": est.n_iter_,
     }
+
+
+def fit_one(kind: str, rows: int) -> dict:
+    """Child process: one fit on the table in memory."""
+    X = make_table(kind, rows)
+    return _measured_fit(kind, rows, X, X.shape[1])
 
 
 def stream_one(kind: str, rows: int) -> dict:
@@ -110,25 +119,14 @@ def stream_one(kind: str, rows: int) -> dict:
     import dask
 
     X = lazy_table(kind, rows)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     with dask.config.set(scheduler="synchronous"):
         generate = time.perf_counter()
         X.sum().compute()  # making the blocks alone, once
         generate = time.perf_counter() - generate
-        start = time.perf_counter()
-        est = estimator().fit(X)
-        seconds = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {
-        "kind": kind,
-        "rows": rows,
-        "fit_seconds": seconds,
-        # A survey pass and one pass per epoch, each making every block again.
-        "generation_seconds": generate * (1 + est.n_iter_),
-        "data_mb": rows * X.shape[1] * 4 / 2**20,
-        "peak_mb": peak,
-        "peak_before_fit_mb": before,
-    }
+        result = _measured_fit(kind, rows, X, X.shape[1])
+    # A survey pass and one pass per epoch, each making every block again.
+    result["generation_seconds"] = generate * (1 + result["epochs"])
+    return result
 
 
 def score_rates(kind: str, rows: int, repeats: int) -> dict:
@@ -240,6 +238,20 @@ def report(results: dict) -> list[str]:
         ],
         rows,
     )
+    for kind in KINDS:
+        runs = sorted(
+            (r for r in results.get("stream", []) if r["kind"] == kind),
+            key=lambda r: r["rows"],
+        )
+        if len(runs) > 1:
+            first, last = runs[0], runs[-1]
+            lines += [
+                "",
+                f"{kind}: {last['rows'] / first['rows']:,.0f}x the rows, peak memory "
+                f"{last['peak_mb'] / first['peak_mb']:.2f}x ({first['peak_mb']:.0f} "
+                f"to {last['peak_mb']:.0f} MB); the validation and start samples "
+                "reach their caps (2**23 values each) as rows grow, then stop.",
+            ]
     lines += [
         "",
         "## Scoring: in memory against lazy dask arrays (one process, best of repeats)",
@@ -310,6 +322,17 @@ def main() -> None:
         return
 
     results = environment(fit=[], stream=[], score=[])
+    # A section asked for with no sizes keeps the previous run's rows.
+    previous = RESULTS / "scale.json"
+    previous = json.loads(previous.read_text()) if previous.exists() else {}
+    for key, sizes in (
+        ("fit", args.fit_rows),
+        ("stream", args.stream_rows),
+        ("score", args.score_rows),
+    ):
+        if not sizes:
+            results[key] = previous.get(key, [])
+            results.setdefault("kept_from_previous_run", []).append(key)
     for key, flag, sizes in (
         ("fit", "--one", args.fit_rows),
         ("stream", "--one-stream", args.stream_rows),
