@@ -90,6 +90,9 @@ def _resolve_device(device) -> torch.device:
 # so without fixed blocks a row's score would change, by an ulp, with the rows
 # scored beside it.
 SCORE_BLOCK = 256
+# score_samples checks and converts large inputs in slices of this many rows (a
+# multiple of SCORE_BLOCK, so that slicing changes no score).
+SCORE_SLICE = 256 * SCORE_BLOCK
 
 
 def row_blocks(Z: np.ndarray, device: torch.device, block: int = SCORE_BLOCK):
@@ -964,10 +967,17 @@ class TorchDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
             X's row chunks, computed block by block where the blocks live (the
             fitted model enters the task graph once).
         """
-        Z, impossible = self._scoring_input(X)
-        log_density = self._log_likelihood(Z)
-        if impossible is not None:
-            log_density[impossible.any(axis=1)] = -np.inf
+        X = self._read_input(X)
+        log_density = np.empty(X.shape[0], dtype=np.float64)
+        # Slices of whole score blocks: the same values as one pass, with the
+        # checks and conversions of a slice in cache and no table-sized copies.
+        for start in range(0, X.shape[0], SCORE_SLICE):
+            rows = X[start : start + SCORE_SLICE]
+            Z, impossible = self._columns_.scoring_values(rows, self._unknown_policy())
+            scores = self._log_likelihood(Z)
+            if impossible is not None:
+                scores[impossible.any(axis=1)] = -np.inf
+            log_density[start : start + rows.shape[0]] = scores
         return log_density
 
     @torch.no_grad()

@@ -916,3 +916,24 @@ def test_unusable_devices_raise_before_any_work(device, message):
     with pytest.raises(ValueError, match=message):
         est.set_params(device=device).fit(X)
     assert_array_equal(est.score_samples(X), before)  # the fitted model is kept
+
+
+def test_scoring_in_slices_changes_no_score(monkeypatch):
+    """Large inputs are checked and scored in slices of whole score blocks: the
+    same values as one pass, impossible rows in any slice at -inf."""
+    import skmade._base as base
+
+    rng = np.random.RandomState(0)
+    X = np.c_[rng.randn(700, 2), rng.randint(0, 3, 700)].astype(float)
+    est = MADEDensity(hidden_layer_sizes=(8,), max_iter=3, random_state=0)
+    with pytest.warns(ConvergenceWarning):
+        est.fit(X)
+    est.set_params(handle_unknown="ignore")
+    X_new = X.copy()
+    X_new[[5, 650], 2] = 7  # unknown categories in the first and the third slice
+    whole = est.score_samples(X_new)
+    monkeypatch.setattr(base, "SCORE_SLICE", base.SCORE_BLOCK)
+    sliced = est.score_samples(X_new)
+    assert_array_equal(sliced, whole)
+    assert np.isneginf(sliced[[5, 650]]).all()
+    assert np.isfinite(np.delete(sliced, [5, 650])).all()
