@@ -170,6 +170,27 @@ def score_rates(kind: str, rows: int, repeats: int) -> dict:
     }
 
 
+def fit_table(runs: list[dict], generation: bool = False) -> list[str]:
+    """Markdown table of fits: time and peak memory (and block-making time)."""
+    header = ["table", "rows", "data", "fit time"]
+    header += ["making blocks"] * generation + ["peak before fit", "peak after fit"]
+    rows = []
+    for r in runs:
+        made = [f"{r['generation_seconds']:.1f} s"] if generation else []
+        rows.append(
+            [
+                r["kind"],
+                f"{r['rows']:,}",
+                f"{r['data_mb']:.0f} MB",
+                f"{r['fit_seconds']:.1f} s",
+                *made,
+                f"{r['peak_before_fit_mb']:.0f} MB",
+                f"{r['peak_mb']:.0f} MB",
+            ]
+        )
+    return markdown_table(header, rows)
+
+
 def report(results: dict) -> list[str]:
     lines = [
         "# Scale: fit and score cost as rows grow (2-core CPU)",
@@ -182,22 +203,7 @@ def report(results: dict) -> list[str]:
         "## Fit: time and peak memory as rows double (each fit in its own process)",
         "",
     ]
-    rows = []
-    for r in results["fit"]:
-        rows.append(
-            [
-                r["kind"],
-                f"{r['rows']:,}",
-                f"{r['data_mb']:.0f} MB",
-                f"{r['fit_seconds']:.1f} s",
-                f"{r['peak_before_fit_mb']:.0f} MB",
-                f"{r['peak_mb']:.0f} MB",
-            ]
-        )
-    lines += markdown_table(
-        ["table", "rows", "data", "fit time", "peak before fit", "peak after fit"],
-        rows,
-    )
+    lines += fit_table(results["fit"])
     lines += [
         "",
         "Peak memory is the process's resident high-water mark: where it does not "
@@ -213,31 +219,7 @@ def report(results: dict) -> list[str]:
         "(measured apart and included in the fit time).",
         "",
     ]
-    rows = []
-    for r in results.get("stream", []):
-        rows.append(
-            [
-                r["kind"],
-                f"{r['rows']:,}",
-                f"{r['data_mb']:.0f} MB",
-                f"{r['fit_seconds']:.1f} s",
-                f"{r['generation_seconds']:.1f} s",
-                f"{r['peak_before_fit_mb']:.0f} MB",
-                f"{r['peak_mb']:.0f} MB",
-            ]
-        )
-    lines += markdown_table(
-        [
-            "table",
-            "rows",
-            "data",
-            "fit time",
-            "making blocks",
-            "peak before fit",
-            "peak after fit",
-        ],
-        rows,
-    )
+    lines += fit_table(results.get("stream", []), generation=True)
     for kind in KINDS:
         runs = sorted(
             (r for r in results.get("stream", []) if r["kind"] == kind),
