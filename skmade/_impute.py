@@ -157,7 +157,8 @@ class MADEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             self.density_ = density.fit(X)
         return self
 
-    @lazy_rows(lambda estimator: estimator.n_features_in_)
+    # Its draws come from one generator per call: a block stays one call.
+    @lazy_rows(lambda estimator: estimator.n_features_in_, split=False)
     def transform(self, X):
         """Fill the missing entries of X from their conditional distributions.
 

@@ -154,3 +154,59 @@ def test_worker_threads_run_torch_on_one_thread_and_restore_it(density):
     scores = density.score_samples(lazy_X).compute(scheduler="threads")
     np.testing.assert_allclose(scores, density.score_samples(binary_table(seed=4)))
     assert torch.get_num_threads() == before
+
+
+def test_a_block_is_split_over_threads_in_row_order(monkeypatch):
+    import threading
+
+    from skmade import _dask
+
+    monkeypatch.setattr(_dask, "SPLIT_ROWS", 10)
+    seen = []
+
+    class RowSums:
+        def score_samples(self, rows):
+            seen.append((threading.get_ident(), len(rows)))
+            return rows.sum(axis=1)
+
+    block = np.arange(90.0).reshape(45, 2)
+    out = _dask._apply(block, RowSums(), "score_samples", pieces=3)
+    np.testing.assert_array_equal(out, block.sum(axis=1))
+    assert sorted(n for _, n in seen) == [15, 15, 15]
+    assert threading.get_ident() not in {ident for ident, _ in seen}
+    seen.clear()  # no pieces below SPLIT_ROWS rows: 25 rows in two, 15 in one
+    _dask._apply(block[:25], RowSums(), "score_samples", pieces=3)
+    assert sorted(n for _, n in seen) == [12, 13]
+    seen.clear()
+    _dask._apply(block[:15], RowSums(), "score_samples", pieces=3)
+    assert seen == [(threading.get_ident(), 15)]
+
+
+@pytest.mark.parametrize("scheduler", ["threads", "sync"])
+def test_a_single_block_scores_the_same_split_over_threads(
+    density, monkeypatch, scheduler
+):
+    import torch
+
+    from skmade import _dask
+
+    monkeypatch.setattr(_dask, "SPLIT_ROWS", 16)
+    threads = torch.get_num_threads()  # one block: a piece per thread
+    X = binary_table(seed=5)
+    calls = []
+    original = _dask._apply
+
+    def counting(block, *args, pieces=1):
+        calls.append(pieces)
+        return original(block, *args, pieces=pieces)
+
+    monkeypatch.setattr(_dask, "_apply", counting)
+    lazy = density.score_samples(da.from_array(X, chunks=(240, 6)))
+    np.testing.assert_allclose(
+        lazy.compute(scheduler=scheduler), density.score_samples(X), rtol=1e-12
+    )
+    assert calls == [threads]
+    calls.clear()  # as many blocks as threads: no split
+    blocks = da.from_array(X, chunks=(-(-240 // threads), 6))
+    density.score_samples(blocks).compute(scheduler="sync")
+    assert calls == [1] * threads
