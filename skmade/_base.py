@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import copy
 import math
+import os
+import sys
 import warnings
 from abc import ABCMeta, abstractmethod
 from numbers import Integral, Real
+from pathlib import Path
 
 import numpy as np
+import sklearn
 import torch
 from scipy import stats
 from sklearn.base import BaseEstimator, DensityMixin, _fit_context
@@ -206,6 +210,23 @@ def clear_gain(differences: np.ndarray, weights: np.ndarray) -> bool:
 
 
 # Parameters every torch density shares, with the same meaning.
+
+# Frames of these packages lie between a user's call and a warning raised in training
+# (fit, scikit-learn's fit wrapper, meta-estimators, searches).
+_INTERNAL = tuple(
+    f"{Path(file).parent}{os.sep}" for file in (__file__, sklearn.__file__)
+)
+
+
+def _caller_stacklevel() -> int:
+    """``stacklevel`` for ``warnings.warn`` in the calling function that names the
+    first frame outside skmade and scikit-learn: the user's line."""
+    frame, level = sys._getframe(1), 1
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(_INTERNAL):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
 class _Count(Interval):
     """An integer range that refuses booleans (``True`` is an ``int`` in Python)."""
 
@@ -542,7 +563,7 @@ class TorchDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
                 f"{type(self).__name__} stopped at max_iter={self.max_iter} epochs "
                 "before converging. Raise max_iter.",
                 ConvergenceWarning,
-                stacklevel=3,
+                stacklevel=_caller_stacklevel(),
             )
 
     @_fit_context(prefer_skip_nested_validation=True)

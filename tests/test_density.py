@@ -21,7 +21,7 @@ from sklearn.model_selection import GridSearchCV, train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from skmade import MADEDensity
+from skmade import MADEDensity, MADEOutlierDetector
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -224,9 +224,14 @@ def test_training_loss_decreases_and_converges():
     assert est.best_loss_ == min(est.loss_curve_)
 
 
-def test_stopping_at_max_iter_warns():
-    with pytest.warns(ConvergenceWarning, match="max_iter=2"):
-        fast_made(max_iter=2).fit(correlated_binary(50, 4))
+def test_stopping_at_max_iter_warns_at_the_users_line():
+    X = correlated_binary(50, 4)
+    with pytest.warns(ConvergenceWarning, match="max_iter=2") as record:
+        fast_made(max_iter=2).fit(X)
+    assert record[0].filename == __file__
+    with pytest.warns(ConvergenceWarning) as record:  # through a meta-estimator
+        MADEOutlierDetector(density=fast_made(max_iter=2)).fit(X)
+    assert record[0].filename == __file__
 
 
 def test_warm_start_continues_training():
