@@ -27,12 +27,18 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import (
     _check_sample_weight,
+    check_array,
     check_is_fitted,
     validate_data,
 )
 
-from ._columns import ColumnCodec, ColumnSummary, frame_to_numeric
-from ._dask import is_dask_collection, lazy_rows
+from ._columns import (
+    ColumnCodec,
+    ColumnSummary,
+    check_frame_columns,
+    frame_to_numeric,
+)
+from ._dask import frame_codes, is_dask_collection, is_dask_frame, lazy_rows
 from ._flows import MAF
 from ._nn import MADE
 from ._stream import (
@@ -338,17 +344,17 @@ class TorchDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         """Whether X may hold missing entries (NaN) when fitting and scoring."""
         return False
 
-    def _validated(self, X, *, reset: bool, **options) -> np.ndarray:
+    def _validated(self, X, *, reset: bool, block=False, **options) -> np.ndarray:
         """``validate_data`` that lets NaN through only where the model allows it,
-        with an error that says how to get there otherwise."""
-        X = validate_data(
-            self,
-            X,
-            dtype=[np.float64, np.float32],
-            ensure_all_finite="allow-nan",
-            reset=reset,
-            **options,
-        )
+        with an error that says how to get there otherwise.
+
+        ``block=True``: one block of rows of a stream, whose columns were checked
+        once for the whole stream (no name check; it may hold no rows)."""
+        check = dict(dtype=[np.float64, np.float32], ensure_all_finite="allow-nan")
+        if block:
+            X = check_array(X, ensure_min_samples=0, **check, **options)
+        else:
+            X = validate_data(self, X, reset=reset, **check, **options)
         if not self._allows_missing() and np.isnan(X).any():
             hint = (
                 "Set allow_missing=True to train on and score rows with missing "
@@ -809,9 +815,20 @@ class TorchDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         hidden = self._hidden_sizes()
         name = type(self).__name__
         codec = self._columns_ if continuing else None
+        frame_categories, names = {}, None
+        if is_dask_frame(X):  # categorical columns as codes, rows counted
+            if continuing:
+                check_frame_columns(X._meta, getattr(self, "feature_names_in_", None))
+            X, sample_weight, frame_categories, names = frame_codes(
+                X,
+                sample_weight,
+                codec.frame_categories if continuing else None,
+                self._allows_missing(),
+                name,
+            )
 
         def check(block):
-            block = self._validated(block, reset=False)
+            block = self._validated(block, reset=False, block=True)
             if codec is not None:
                 codec.check_values(block)
             return block
@@ -853,6 +870,8 @@ class TorchDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         if not continuing:
             self.n_features_in_ = stream.n_features
             self.__dict__.pop("feature_names_in_", None)
+            if names is not None:
+                self.feature_names_in_ = names
         rng = self._fit_rng(incremental, continuing)
         summary = ColumnSummary(stream.n_features)
         held, seeds, (X_val, w_val), (X_start, w_start), total = survey(
@@ -860,8 +879,8 @@ class TorchDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         )
         penalty_scale = l2_scale(self.alpha, np.array([total]), exponent)
         if not continuing:
-            kinds = self._column_kinds(summary, {})
-            codec = self._fit_columns(summary, None, kinds, {})
+            kinds = self._column_kinds(summary, frame_categories)
+            codec = self._fit_columns(summary, None, kinds, frame_categories)
         Z_val, Z_start = codec.to_internal(X_val), codec.to_internal(X_start)
         return self._start_and_train(
             codec,

@@ -214,10 +214,16 @@ class MADEOutlierDetector(OutlierMixin, BaseEstimator):
                 if lazy:  # per-block sums: one pass, nothing kept
                     import dask.array as da
 
-                    w = np.ones(len(scores)) if weights is None else weights
-                    lazy_w = da.from_array(w, chunks=(contributions.chunks[0],))
-                    total = (contributions * lazy_w[:, None]).sum(axis=0).compute()
-                    self.feature_offsets_ = total / w.sum()
+                    if weights is None:
+                        total = contributions.sum(axis=0).compute()
+                        self.feature_offsets_ = total / len(scores)
+                    else:
+                        if np.isnan(contributions.shape[0]):  # a DataFrame's blocks
+                            contributions = contributions.compute_chunk_sizes()
+                        chunks = (contributions.chunks[0],)
+                        w = da.from_array(weights, chunks=chunks)[:, None]
+                        total = (contributions * w).sum(axis=0).compute()
+                        self.feature_offsets_ = total / weights.sum()
                 else:
                     self.feature_offsets_ = np.average(
                         contributions, axis=0, weights=weights

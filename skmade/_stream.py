@@ -128,14 +128,13 @@ class RowStream:
     def __init__(self, X, sample_weight, check: Callable, name: str):
         if getattr(X, "ndim", None) != 2 or not hasattr(X, "blocks"):
             raise TypeError(
-                f"{name} fits on 2-D dask arrays; got {type(X).__name__}. Convert a "
-                "dask DataFrame with X.to_dask_array(lengths=True), or compute it."
+                f"{name} fits on 2-D dask arrays and dask DataFrames; got "
+                f"{type(X).__name__}. Compute it first."
             )
         if any(math.isnan(c) for c in X.chunks[0]):
             raise ValueError(
                 f"{name} needs the number of rows of every block of X to fit on it "
-                "block by block; call X.compute_chunk_sizes() first (or "
-                "to_dask_array(lengths=True) for a DataFrame)."
+                "block by block; call X.compute_chunk_sizes() first."
             )
         if len(X.chunks[1]) > 1:  # every block must hold whole rows
             X = X.rechunk({1: -1})

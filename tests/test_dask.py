@@ -196,9 +196,9 @@ def test_a_single_block_scores_the_same_split_over_threads(
     calls = []
     original = _dask._apply
 
-    def counting(block, *args, pieces=1):
+    def counting(block, *args, pieces=1, **options):
         calls.append(pieces)
-        return original(block, *args, pieces=pieces)
+        return original(block, *args, pieces=pieces, **options)
 
     monkeypatch.setattr(_dask, "_apply", counting)
     lazy = density.score_samples(da.from_array(X, chunks=(240, 6)))
@@ -210,3 +210,83 @@ def test_a_single_block_scores_the_same_split_over_threads(
     blocks = da.from_array(X, chunks=(-(-240 // threads), 6))
     density.score_samples(blocks).compute(scheduler="sync")
     assert calls == [1] * threads
+
+
+def mixed_frame(n=300, seed=0):
+    import pandas as pd
+
+    rng = np.random.RandomState(seed)
+    letter = rng.choice(["a", "b", "c"], n)
+    return pd.DataFrame(
+        {
+            "x": rng.normal(size=n) + (letter == "a"),
+            "c": pd.Categorical(letter),
+            "b": (rng.rand(n) < np.where(letter == "b", 0.8, 0.2)).astype(float),
+        }
+    )
+
+
+def test_a_dask_dataframe_fits_as_its_codes_and_scores_lazily():
+    dd = pytest.importorskip("dask.dataframe")
+    frame = mixed_frame()
+    lazy = dd.from_pandas(frame, npartitions=3)
+    params = dict(hidden_layer_sizes=(8,), max_iter=4, random_state=0)
+    est = MADEDensity(**params).fit(lazy)
+    assert list(est.feature_names_in_) == ["x", "c", "b"]
+    # The same fit as on the codes of the categorical column, in the same blocks.
+    codes = frame.assign(c=frame["c"].cat.codes.astype(float)).to_numpy()
+    lengths = tuple(len(part) for part in lazy.partitions)
+    plain = MADEDensity(**params).fit(da.from_array(codes, chunks=(lengths, 3)))
+    np.testing.assert_array_equal(est.loss_curve_, plain.loss_curve_)
+    np.testing.assert_allclose(est.score_samples(frame), plain.score_samples(codes))
+    # Lazy scoring of the partitions: pandas frames read with the fitted categories.
+    scores = est.score_samples(lazy)
+    assert isinstance(scores, da.Array)
+    np.testing.assert_allclose(scores.compute(), est.score_samples(frame))
+    assert est.score(lazy) == pytest.approx(est.score(frame))
+    features = est.score_features(lazy).compute()
+    np.testing.assert_allclose(features, est.score_features(frame))
+    with pytest.raises(ValueError, match="another order"):  # checked at once
+        est.score_samples(lazy[["c", "x", "b"]])
+
+
+def test_a_dask_dataframe_needs_known_categories():
+    dd = pytest.importorskip("dask.dataframe")
+    lazy = dd.from_pandas(mixed_frame(), npartitions=2)
+    lazy["c"] = lazy["c"].cat.as_unknown()
+    est = MADEDensity(max_iter=2)
+    with pytest.raises(ValueError, match=r"X.categorize\(columns=\['c'\]\)"):
+        est.fit(lazy)
+    assert not hasattr(est, "n_features_in_")
+    est.fit(lazy.categorize(columns=["c"]))
+    assert est.n_features_in_ == 3
+
+
+def test_outlier_detector_fits_and_predicts_on_a_dask_dataframe():
+    dd = pytest.importorskip("dask.dataframe")
+    frame = mixed_frame(seed=1)
+    lazy = dd.from_pandas(frame, npartitions=2)
+    density = MADEDensity(hidden_layer_sizes=(8,), max_iter=4, random_state=0)
+    detector = MADEOutlierDetector(density=density).fit(lazy)
+    assert list(detector.feature_names_in_) == ["x", "c", "b"]
+    np.testing.assert_array_equal(
+        detector.predict(lazy).compute(), detector.predict(frame)
+    )
+    weights = np.linspace(0.5, 2.0, len(frame))
+    weighted = MADEOutlierDetector(density=density).fit(lazy, sample_weight=weights)
+    contributions = weighted.density_.score_features(frame)
+    np.testing.assert_allclose(
+        weighted.feature_offsets_, np.average(contributions, axis=0, weights=weights)
+    )
+
+
+def test_a_dask_dataframe_with_an_empty_partition_fits():
+    dd = pytest.importorskip("dask.dataframe")
+    frame = mixed_frame(seed=2)
+    lazy = dd.from_pandas(frame, npartitions=3)
+    lazy = lazy.map_partitions(lambda part: part[part.index >= 100])  # one empty
+    assert len(lazy.partitions[0]) == 0
+    est = MADEDensity(hidden_layer_sizes=(8,), max_iter=3, random_state=0).fit(lazy)
+    scores = est.score_samples(lazy).compute()
+    assert scores.shape == (200,) and np.isfinite(scores).all()
+    np.testing.assert_allclose(scores, est.score_samples(frame.iloc[100:]))
