@@ -127,6 +127,9 @@ CONFIGS = {
     "1x6000-1mask-direct-alpha50": dict(
         hidden_layer_sizes=(6000,), n_masks=1, direct_connections=True, alpha=50.0
     ),
+    "1x8000-1mask-direct-alpha50": dict(
+        hidden_layer_sizes=(8000,), n_masks=1, direct_connections=True, alpha=50.0
+    ),
     # The whole budget spent on a cosine decay of the rate (see SCHEDULES).
     "1x6000-1mask-direct-alpha50-cosine": dict(
         hidden_layer_sizes=(6000,), n_masks=1, direct_connections=True, alpha=50.0
