@@ -268,16 +268,21 @@ def write_table(results: list[dict]) -> None:
         "`python -m benchmarks.mnist`; raw numbers and learning curves in "
         "`benchmarks/results/mnist.json`.",
         "",
-        "| configuration | ordering | paper (Germain et al. 2015) | skmade test NLL | "
-        "valid NLL | epochs | train time | stopped by |",
-        "|---|---|---|---|---|---|---|---|",
+        "| configuration | ordering | schedule | paper (Germain et al. 2015) | "
+        "skmade test NLL | first mask alone | valid NLL | epochs | train time | "
+        "stopped by |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         paper = PAPER.get(r["name"])
-        start = f"| {r['name']} | {r['ordering']} | "
+        start = f"| {r['name']} | {r['ordering']} | {r.get('schedule', 'plateau')} | "
         lines.append(start + (f"{paper[1]:.2f} | " if paper else "- | "))
+        first = r.get("test_nll_first_mask")
+        lines[-1] += f"{r['test_nll']:.2f} | " + (
+            f"{first:.2f} | " if first else "- | "
+        )
         lines[-1] += (
-            f"{r['test_nll']:.2f} | {r['valid_nll']:.2f} | {r['epochs']} | "
+            f"{r['valid_nll']:.2f} | {r['epochs']} | "
             f"{r['train_seconds'] / 60:.1f} min | {r['stopped_by']} |"
         )
     write_markdown(TABLE, lines)
