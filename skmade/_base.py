@@ -418,6 +418,8 @@ class TorchDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         :class:`~skmade._stream.StreamedRows`); ``start_rows`` (default: ``rows``)
         give the loss of the start, against which divergence is judged."""
         device = next(module.parameters()).device
+        if hasattr(module, "set_dropout"):  # hidden-unit dropout, where offered
+            module.set_dropout(getattr(self, "dropout", 0.0), generator)
         n_train = rows.n_rows
         batch_size = _AUTO_BATCH if self.batch_size == "auto" else self.batch_size
         batch_size = min(batch_size, n_train)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
+from numbers import Real
 
 import numpy as np
 import torch
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import StrOptions
+from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._base import TRAINING_CONSTRAINTS, TorchDensity, count, row_blocks
 from ._columns import ColumnCodec, infer_kinds
@@ -207,6 +208,12 @@ class MADEDensity(TorchDensity):
         ``sample_weight``, ``n_samples`` is the sum of the weights (a weight counts
         as that many repeated rows, scikit-learn's convention).
 
+    dropout : float, default=0.0
+        Probability of zeroing each hidden unit's output at each training step
+        (inverted dropout: the kept units are scaled up, so nothing changes at
+        inference). A regularizer for wide hidden layers, on top of ``alpha``;
+        scores and samples never drop units. Must be in ``[0, 1)``.
+
     early_stopping : bool or 'auto', default='auto'
         Hold out ``validation_fraction`` of the data (at least one row), score it
         after every epoch and stop when its log-likelihood has not improved by
@@ -363,6 +370,7 @@ class MADEDensity(TorchDensity):
         "direct_connections": ["boolean", StrOptions({"auto"})],
         "n_eval_masks": [count(1), None],
         "allow_missing": ["boolean"],
+        "dropout": [Interval(Real, 0, 1, closed="left")],
         **TRAINING_CONSTRAINTS,
     }
 
@@ -385,6 +393,7 @@ class MADEDensity(TorchDensity):
         learning_rate="adaptive",
         learning_rate_init=1e-3,
         alpha=1.0,
+        dropout=0.0,
         early_stopping="auto",
         validation_fraction=0.1,
         n_iter_no_change=10,
@@ -410,6 +419,7 @@ class MADEDensity(TorchDensity):
         self.learning_rate = learning_rate
         self.learning_rate_init = learning_rate_init
         self.alpha = alpha
+        self.dropout = dropout
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change

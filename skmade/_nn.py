@@ -188,6 +188,10 @@ class MADE(nn.Module):
         self._plan_cache: dict = {}  # incremental-sampling plans (skmade._sampling)
         self._block_cache: dict = {}  # degree-block plans (skmade._blocks)
         self._sorted_cache: dict = {}  # weights in the blocks' layout (inference)
+        # Dropout of hidden units in training mode (set_dropout); not a parameter
+        # of the network, so not saved with it.
+        self.dropout = 0.0
+        self._dropout_generator: torch.Generator | None = None
 
     # Float masks are rebuilt from degrees on demand and cached, within a memory
     # budget: rebuilding them at every training step costs as much as a small GEMM.
@@ -199,11 +203,14 @@ class MADE(nn.Module):
         state["_plan_cache"] = {}
         state["_block_cache"] = {}
         state["_sorted_cache"] = {}
+        state["_dropout_generator"] = None  # not picklable; reseeded by set_dropout
         return state
 
     def __setstate__(self, state):
         state.setdefault("_block_cache", {})  # modules pickled before block plans
         state.setdefault("_sorted_cache", {})
+        state.setdefault("dropout", 0.0)  # modules pickled before dropout
+        state.setdefault("_dropout_generator", None)
         super().__setstate__(state)
 
     def to_arrays(self) -> dict:
@@ -266,6 +273,34 @@ class MADE(nn.Module):
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
         self._sorted_cache.clear()
         return super().load_state_dict(state_dict, strict=strict, assign=assign)
+
+    def set_dropout(self, rate: float, generator: torch.Generator) -> None:
+        """Zero each hidden unit with probability ``rate`` in training mode.
+
+        The kept units are scaled by ``1 / (1 - rate)`` (inverted dropout), so
+        evaluation mode, where nothing is dropped, needs no rescaling; masks and
+        the autoregressive property are untouched. The draws come from a generator
+        on the module's device seeded from ``generator`` (which is drawn from only
+        when ``rate > 0``).
+        """
+        self.dropout = float(rate)
+        self._dropout_generator = None
+        if self.dropout > 0:
+            seed = int(torch.randint(2**62, (), generator=generator))
+            device = self.in_variable.device
+            self._dropout_generator = torch.Generator(device).manual_seed(seed)
+
+    def _activate(self, h: Tensor) -> Tensor:
+        """A hidden layer's activation: ReLU, then dropout in training mode."""
+        h = F.relu(h)
+        if self.dropout > 0 and self.training:
+            # Uniform draws compared with the rate: about 2.5 times faster on a CPU
+            # than bernoulli_, which costs about as much as the layer's product.
+            draws = torch.rand(
+                h.shape, generator=self._dropout_generator, device=h.device
+            )
+            h = h * (draws >= self.dropout).to(h.dtype) * (1.0 / (1.0 - self.dropout))
+        return h
 
     def set_gaussian(self, base: GaussianBase | None) -> None:
         """Offset the continuous conditionals by a Gaussian's (None removes it)."""
@@ -467,7 +502,7 @@ class MADE(nn.Module):
             for i, layer in enumerate(self.layers):
                 weight = layer.weight if masks is None else layer.weight * masks[i]
                 h = F.linear(h, weight, self.layer_bias(i, k))
-                h = F.relu(h) if i < last else h
+                h = self._activate(h) if i < last else h
             if self.direct is not None:
                 weight = self.direct.weight
                 h = h + F.linear(x, weight if masks is None else weight * masks[-1])
@@ -528,7 +563,7 @@ class MADE(nn.Module):
         ):
             if i <= last:
                 h = _linear(h, weight, bias, blocks)
-                h = F.relu(h) if i < last else h
+                h = self._activate(h) if i < last else h
             else:  # direct connections, from the inputs
                 h = h + _linear(x, weight, None, blocks)
         return _take(h, 1, plan.restore)
@@ -583,7 +618,7 @@ class MADE(nn.Module):
                     positions,
                     self.visibility,
                 )
-                h = F.relu(h) if i < last else h
+                h = self._activate(h) if i < last else h
                 continue
             elif i == last:
                 h = self._rows_to_outputs(
@@ -591,11 +626,11 @@ class MADE(nn.Module):
                 )
                 continue
             else:
-                h = F.relu(F.linear(h, layer.weight * masks[i], layer.bias))
+                h = self._activate(F.linear(h, layer.weight * masks[i], layer.bias))
                 continue
             weight = layer.weight * row_mask.to(layer.weight.dtype)
             h = torch.bmm(weight, h[:, :, None])[:, :, 0] + layer.bias
-            h = F.relu(h) if i < last else h
+            h = self._activate(h) if i < last else h
         if self.direct is not None:
             row_mask = out_position[:, :, None] > in_position[:, None, :]
             weight = self.direct.weight * row_mask.to(self.direct.weight.dtype)

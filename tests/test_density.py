@@ -942,3 +942,64 @@ def test_scoring_in_slices_changes_no_score(monkeypatch):
     assert_array_equal(sliced, whole)
     assert np.isneginf(sliced[[5, 650]]).all()
     assert np.isfinite(np.delete(sliced, [5, 650])).all()
+
+
+# ---------------------------------------------------------------- dropout
+
+
+def test_dropout_model_is_normalized_and_deterministic_at_inference():
+    X = correlated_binary(400, 8)
+    est = fast_made(dropout=0.3, hidden_layer_sizes=(32,), max_iter=20).fit(X)
+    scores = est.score_samples(all_binary_vectors(8))
+    assert abs(np.exp(scores).sum() - 1) < 1e-4
+    assert_array_equal(est.score_samples(all_binary_vectors(8)), scores)
+
+
+def test_dropout_is_reproducible_and_changes_training():
+    X = correlated_binary(300, 6)
+    params = dict(hidden_layer_sizes=(32,), max_iter=10, direct_connections=True)
+    first = fast_made(dropout=0.3, **params).fit(X)
+    again = fast_made(dropout=0.3, **params).fit(X)
+    plain = fast_made(**params).fit(X)
+    assert_array_equal(first.loss_curve_, again.loss_curve_)
+    assert_array_equal(first.score_samples(X), again.score_samples(X))
+    assert not np.allclose(first.loss_curve_, plain.loss_curve_)
+
+
+def test_dropout_zeroes_hidden_units_in_training_mode_only():
+    est = fast_made(dropout=0.5, hidden_layer_sizes=(64,), max_iter=2)
+    est.fit(correlated_binary(200, 6))
+    module = est.module_
+    module.set_dropout(0.5, torch.Generator().manual_seed(0))
+    x = torch.as_tensor(correlated_binary(50, 6), dtype=torch.float32)
+    with torch.no_grad():
+        module.train()
+        out = [module(x) for _ in range(2)]
+        module.eval()
+        quiet = [module(x) for _ in range(2)]
+    assert not torch.equal(out[0], out[1])
+    assert torch.equal(quiet[0], quiet[1])
+    # The autoregressive property holds under every dropout draw: an output never
+    # moves with a later variable.
+    module.train()
+    x.requires_grad_(True)
+    logits = module(x)[:, 0]
+    order = est.orderings_[0]
+    for position, variable in enumerate(order):
+        (grad,) = torch.autograd.grad(logits[:, variable].sum(), x, retain_graph=True)
+        assert torch.all(grad[:, order[position:]] == 0)
+        assert position == 0 or grad[:, order[:position]].abs().sum() > 0
+
+
+def test_dropout_model_pickles_and_warm_starts():
+    X = correlated_binary(200, 5)
+    est = fast_made(dropout=0.2, max_iter=3, warm_start=True).fit(X)
+    copy = pickle.loads(pickle.dumps(est))
+    assert_array_equal(copy.score_samples(X), est.score_samples(X))
+    copy.set_params(dropout=0.0).fit(X)  # continues, without dropout
+    assert copy.n_iter_ > est.n_iter_
+
+
+def test_dropout_of_one_is_rejected_before_any_work():
+    with pytest.raises(ValueError, match="dropout"):
+        fast_made(dropout=1.0).fit(correlated_binary(20, 3))
