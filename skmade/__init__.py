@@ -3,7 +3,14 @@
 from ._density import MADEDensity
 from ._impute import MADEImputer
 from ._maf import MAFDensity
+from ._mixture import DensityMixture
 from ._outlier import MADEOutlierDetector
 
-__all__ = ["MADEDensity", "MADEImputer", "MADEOutlierDetector", "MAFDensity"]
+__all__ = [
+    "DensityMixture",
+    "MADEDensity",
+    "MADEImputer",
+    "MADEOutlierDetector",
+    "MAFDensity",
+]
 __version__ = "0.1.0.dev0"

@@ -5,7 +5,13 @@ import pytest
 from numpy.testing import assert_allclose
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from skmade import MADEDensity, MADEImputer, MADEOutlierDetector, MAFDensity
+from skmade import (
+    DensityMixture,
+    MADEDensity,
+    MADEImputer,
+    MADEOutlierDetector,
+    MAFDensity,
+)
 
 
 def _expected_failed_checks(estimator):
@@ -21,6 +27,9 @@ def _expected_failed_checks(estimator):
             )
         }
     return {}
+
+
+_FAST = dict(hidden_layer_sizes=(8,), max_iter=6, random_state=0, device="cpu")
 
 
 @parametrize_with_checks(
@@ -45,6 +54,12 @@ def _expected_failed_checks(estimator):
             max_iter=5,
             random_state=0,
             device="cpu",
+        ),
+        DensityMixture(
+            [
+                ("natural", MADEDensity(**_FAST, ordering="natural")),
+                ("random", MADEDensity(**_FAST, ordering="random")),
+            ]
         ),
         MADEOutlierDetector(
             MADEDensity(
@@ -74,7 +89,6 @@ def _mixed_rows(n, rng):
     return np.column_stack([z * [3.0, 0.1] + [10, 0], category, binary])
 
 
-_FAST = dict(hidden_layer_sizes=(8,), max_iter=6, random_state=0, device="cpu")
 _WEIGHT_CASES = {
     "made-gaussian": (lambda: MADEDensity(**_FAST, distribution="gaussian"), 0),
     "made-mog-3-masks": (
