@@ -23,20 +23,32 @@ from benchmarks.mnist import PAPER, RESULTS, samples_path
 
 def main() -> None:
     results = json.loads(RESULTS.read_text())
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = plt.subplots(figsize=(11, 5.5))
     for r in results:
-        epochs = [point["epoch"] for point in r["curve"]]
-        valid = [point["valid_nll"] for point in r["curve"]]
         ordering = r.get("ordering", "natural")
         label = f"{r['name']}, {ordering} (test {r['test_nll']:.2f})"
-        (line,) = ax.plot(epochs, valid, label=label)
+        # A mixture's members train one after the other: a curve each, one colour.
+        members = sorted({point.get("member", 0) for point in r["curve"]})
+        color = None
+        for member in members:
+            curve = [p for p in r["curve"] if p.get("member", 0) == member]
+            epochs = [point["epoch"] for point in curve]
+            valid = [point["valid_nll"] for point in curve]
+            (line,) = ax.plot(
+                epochs,
+                valid,
+                label=label if member == members[0] else None,
+                color=color,
+                lw=0.8 if len(members) > 1 else None,
+            )
+            color = line.get_color()
         if r["name"] in PAPER:
             ax.axhline(PAPER[r["name"]][1], color=line.get_color(), ls=":", lw=1)
     ax.set_xlabel("epoch")
     ax.set_ylabel("validation NLL (nats)")
     ax.set_ylim(85, 115)
     ax.set_title("Binarized MNIST; dotted: the paper's test NLL")
-    ax.legend()
+    ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1))
     fig.tight_layout()
     fig.savefig(DOCS / "mnist_learning_curves.png", dpi=120)
 
