@@ -40,7 +40,7 @@ from ._columns import (
 )
 from ._dask import frame_codes, is_dask_collection, is_dask_frame, lazy_rows
 from ._flows import MAF
-from ._nn import MADE
+from ._nn import MADE, zero_vanishing
 from ._stream import (
     InMemoryRows,
     RowStream,
@@ -274,6 +274,9 @@ _AUTO_BATCH = 100
 # loss by its own magnitude plus this many nats per row. Scored in blocks of rows.
 _DIVERGED_NATS = 10.0
 _START_LOSS_BATCH = 4096
+# Weights below skmade._nn.VANISHING are zeroed every this many steps on a CPU
+# (see zero_vanishing): a sweep costs about one step of a 784-2000-784 MADE.
+_SWEEP_STEPS = 50
 
 
 class TorchDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
@@ -420,6 +423,9 @@ class TorchDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         device = next(module.parameters()).device
         if hasattr(module, "set_dropout"):  # hidden-unit dropout, where offered
             module.set_dropout(getattr(self, "dropout", 0.0), generator)
+        if hasattr(module, "set_precision"):  # mixed-precision training, where offered
+            mixed = getattr(self, "mixed_precision", False)
+            module.set_precision(torch.bfloat16 if mixed else None)
         n_train = rows.n_rows
         batch_size = _AUTO_BATCH if self.batch_size == "auto" else self.batch_size
         batch_size = min(batch_size, n_train)
@@ -452,6 +458,8 @@ class TorchDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
                 threshold_mode="abs",
             )
         n_masks = module.n_masks
+        # Weights decaying towards zero become slow subnormal floats on a CPU.
+        sweep = device.type == "cpu"
         best_state = None
         # early_stopping='auto' keeps training only where held-out rows show that it
         # helps; a table too small to hold any out (two rows) keeps the start.
@@ -500,6 +508,8 @@ class TorchDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
                     module.mask_grads(k, penalty_scale)
                     optimizer.step()
                     self.n_steps_ += 1
+                    if sweep and self.n_steps_ % _SWEEP_STEPS == 0:
+                        zero_vanishing(optimizer)
                     total += loss.detach() * x.shape[0]
                 self.n_iter_ += 1
                 loss_value = total.item() / n_train

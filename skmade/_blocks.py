@@ -124,7 +124,10 @@ class _BlockLinear(torch.autograd.Function):
                         grad_out[:, first:end], weight[first:end, :width]
                     )
         if ctx.needs_input_grad[1]:
-            grad_weight = torch.zeros_like(weight)
+            # Each block writes its rectangle and zeroes the rest of its rows
+            # (cheaper than zeroing the whole matrix first: a wide layer's memset
+            # costs about as much as a product at batch 100).
+            grad_weight = torch.empty_like(weight)
             for first, end, width in blocks.parts:
                 if width:
                     torch.mm(
@@ -132,11 +135,24 @@ class _BlockLinear(torch.autograd.Function):
                         x[:, :width],
                         out=grad_weight[first:end, :width],
                     )
+                grad_weight[first:end, width:].zero_()
         if ctx.has_bias and ctx.needs_input_grad[2]:
             grad_bias = grad_out.sum(dim=0)
         return grad_x, grad_weight, grad_bias, None
 
 
 def block_linear(x: Tensor, weight: Tensor, bias: Tensor | None, blocks: Blocks):
-    """``F.linear`` over the degree blocks of a sorted layer (see module docstring)."""
+    """``F.linear`` over the degree blocks of a sorted layer (see module docstring).
+
+    Under ``torch.autocast`` the operands are cast to its dtype first, as
+    ``F.linear``'s would be (the casts are tracked, so gradients reach the
+    float32 parameters), and the products run on them with autocast off.
+    """
+    device = x.device.type
+    if torch.is_autocast_enabled(device):
+        dtype = torch.get_autocast_dtype(device)
+        x, weight = x.to(dtype), weight.to(dtype)
+        bias = None if bias is None else bias.to(dtype)
+        with torch.autocast(device, enabled=False):
+            return _BlockLinear.apply(x, weight, bias, blocks)
     return _BlockLinear.apply(x, weight, bias, blocks)

@@ -168,3 +168,37 @@ def test_wide_estimator_scores_and_trains_as_the_plain_path():
     assert not np.allclose(after, before)
     trained.module_.use_blocks = False
     np.testing.assert_allclose(trained.score_samples(X), after, rtol=1e-5)
+
+
+def test_blocked_path_under_mixed_precision_matches_the_plain_path(small_blocks):
+    made, _ = random_made(12, (40, 30), 2, n_params=2, direct=True, seed=4)
+    made.set_precision(torch.bfloat16)
+    made.train()
+    x = torch.randn(6, 12, generator=torch.Generator().manual_seed(5))
+    for k in range(2):
+        assert made.block_plan(k) is not None
+        (out, gx, grads), (out_b, gx_b, grads_b) = plain_and_blocked(made, x, k)
+        assert out.dtype == out_b.dtype == torch.float32
+        # Both paths round to bfloat16 (8 bits of mantissa); they differ by the
+        # order of their float32 sums and the rounding of the outputs.
+        torch.testing.assert_close(out_b, out, rtol=2e-2, atol=2e-2)
+        torch.testing.assert_close(gx_b, gx, rtol=2e-2, atol=2e-2)
+        for g, g_b in zip(grads, grads_b, strict=True):
+            assert g_b.dtype == torch.float32
+            torch.testing.assert_close(g_b, g, rtol=2e-2, atol=2e-2)
+    made.set_precision(None)
+
+
+@pytest.mark.parametrize("direct", [False, True])
+def test_blocked_path_is_autoregressive_under_mixed_precision(small_blocks, direct):
+    made, orderings = random_made(8, (30, 30), 3, n_params=2, direct=direct)
+    made.set_precision(torch.bfloat16)
+    made.train()
+    x = torch.randn(3, 8, generator=torch.Generator().manual_seed(1))
+    for k in range(made.n_masks):
+        assert made.block_plan(k) is not None
+        depends = dependence(made, k, x)
+        ok = allowed(orderings[k])
+        for p in range(2):
+            assert torch.all(depends[p][~ok] == 0), (k, p)
+            assert depends[p][ok].abs().sum() > 0, (k, p)

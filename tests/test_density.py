@@ -22,6 +22,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from skmade import MADEDensity, MADEOutlierDetector
+from skmade import _base as base
+from skmade._nn import zero_vanishing
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -926,7 +928,6 @@ def test_unusable_devices_raise_before_any_work(device, message):
 def test_scoring_in_slices_changes_no_score(monkeypatch):
     """Large inputs are checked and scored in slices of whole score blocks: the
     same values as one pass, impossible rows in any slice at -inf."""
-    import skmade._base as base
 
     rng = np.random.RandomState(0)
     X = np.c_[rng.randn(700, 2), rng.randint(0, 3, 700)].astype(float)
@@ -1003,3 +1004,128 @@ def test_dropout_model_pickles_and_warm_starts():
 def test_dropout_of_one_is_rejected_before_any_work():
     with pytest.raises(ValueError, match="dropout"):
         fast_made(dropout=1.0).fit(correlated_binary(20, 3))
+
+
+# ---------------------------------------------------------------- mixed precision
+
+
+def test_mixed_precision_trains_in_bfloat16_and_scores_in_float32():
+    X = correlated_binary(400, 8)
+    params = dict(hidden_layer_sizes=(32,), max_iter=20, direct_connections=True)
+    est = fast_made(mixed_precision=True, **params).fit(X)
+    module = est.module_
+    assert module.training_dtype is torch.bfloat16
+    assert all(p.dtype == torch.float32 for p in module.parameters())
+    scores = est.score_samples(all_binary_vectors(8))
+    assert abs(np.exp(scores).sum() - 1) < 1e-4
+    # Scoring ignores the setting: the same weights score the same without it.
+    module.set_precision(None)
+    assert_array_equal(est.score_samples(all_binary_vectors(8)), scores)
+    # A training-mode pass rounds its products to bfloat16: close, not equal.
+    x = torch.as_tensor(X[:50], dtype=torch.float32)
+    with torch.no_grad():
+        module.train()
+        full = module(x)
+        module.set_precision(torch.bfloat16)
+        mixed = module(x)
+        module.eval()
+    assert mixed.dtype == torch.float32
+    assert not torch.equal(mixed, full)
+    torch.testing.assert_close(mixed, full, rtol=0.05, atol=0.05)
+    # It learns about as well as full precision.
+    plain = fast_made(**params).fit(X)
+    assert abs(est.score(X) - plain.score(X)) < 0.05
+
+
+def test_mixed_precision_is_reproducible_and_autoregressive():
+    X = correlated_binary(300, 6)
+    params = dict(hidden_layer_sizes=(32,), max_iter=10, mixed_precision=True)
+    first = fast_made(**params).fit(X)
+    again = fast_made(**params).fit(X)
+    assert_array_equal(first.loss_curve_, again.loss_curve_)
+    assert_array_equal(first.score_samples(X), again.score_samples(X))
+    # In training mode (bfloat16 products) an output never moves with a later
+    # variable.
+    module = first.module_
+    module.train()
+    x = torch.as_tensor(X[:40], dtype=torch.float32).requires_grad_(True)
+    logits = module(x)[:, 0]
+    module.eval()
+    order = first.orderings_[0]
+    for position, variable in enumerate(order):
+        (grad,) = torch.autograd.grad(logits[:, variable].sum(), x, retain_graph=True)
+        assert torch.all(grad[:, order[position:]] == 0)
+        assert position == 0 or grad[:, order[:position]].abs().sum() > 0
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        dict(allow_missing=True),  # an ordering per row (forward_rows)
+        dict(n_masks=3, order_agnostic=True, hidden_layer_sizes=(24, 24)),
+    ],
+)
+def test_mixed_precision_with_row_orderings_and_mask_ensembles(params):
+    X = correlated_binary(300, 6)
+    est = fast_made(mixed_precision=True, max_iter=5, **params).fit(X)
+    scores = est.score_samples(all_binary_vectors(6))
+    assert abs(np.exp(scores).sum() - 1) < 1e-4
+    assert np.isfinite(est.loss_curve_).all()
+
+
+def test_mixed_precision_model_pickles_and_warm_starts():
+    X = correlated_binary(200, 5)
+    est = fast_made(mixed_precision=True, max_iter=3, warm_start=True).fit(X)
+    copy = pickle.loads(pickle.dumps(est))
+    assert_array_equal(copy.score_samples(X), est.score_samples(X))
+    # Each fit sets the precision from the parameter.
+    copy.fit(X)
+    assert copy.module_.training_dtype is torch.bfloat16
+    copy.set_params(mixed_precision=False).fit(X)  # continues in float32
+    assert copy.module_.training_dtype is None
+    assert copy.n_iter_ == est.n_iter_ + 6
+
+
+# ------------------------------------------------------- vanishing weights
+
+
+def test_weights_decaying_to_zero_never_become_subnormal(monkeypatch):
+    # A column that is always zero gives its weights no gradient from the data:
+    # the L2 penalty decays them geometrically, into float32's subnormal range
+    # (slow on CPUs) unless the periodic sweep sets them to zero first.
+    X = correlated_binary(300, 6)
+    X[:, 2] = 0
+    params = dict(
+        alpha=50.0,
+        batch_size=10,
+        max_iter=150,
+        early_stopping=False,
+        learning_rate="constant",
+        direct_connections=True,
+    )
+    tiny = torch.finfo(torch.float32).tiny
+
+    def subnormal(est):
+        return sum(
+            int(((p != 0) & (p.abs() < tiny)).sum()) for p in est.module_.parameters()
+        )
+
+    swept = fast_made(**params).fit(X)
+    assert subnormal(swept) == 0
+    monkeypatch.setattr(base, "_SWEEP_STEPS", 10**9)
+    assert subnormal(fast_made(**params).fit(X)) > 0
+
+
+def test_zero_vanishing_zeroes_tiny_weights_with_their_optimizer_state():
+    weight = torch.nn.Parameter(torch.tensor([1e-30, -1e-26, 1e-20, 0.5, 0.0]))
+    optimizer = torch.optim.Adam([weight])
+    weight.grad = torch.ones(5)
+    optimizer.step()
+    with torch.no_grad():
+        weight.copy_(torch.tensor([1e-30, -1e-26, 1e-20, 0.5, 0.0]))
+    state = optimizer.state[weight]
+    zero_vanishing(optimizer)
+    assert weight.tolist()[:2] == [0.0, 0.0]
+    assert weight[2].item() == pytest.approx(1e-20) and weight[3].item() == 0.5
+    for name in ("exp_avg", "exp_avg_sq"):
+        assert (state[name][:2] == 0).all() and (state[name][2:4] != 0).all()
