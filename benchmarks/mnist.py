@@ -189,16 +189,31 @@ CONFIGS = {
     # Wider members: with subnormal floats gone (see skmade._nn.zero_vanishing) a
     # 784-2000-784 member trains about 75 epochs in 7.5 minutes and overfits at
     # the high rates; a 4000-unit member gets about 40.
-    "4x1x4000-rasterperm-direct-alpha50-cosine": dict(
+    **{
+        f"4x1x{width}-rasterperm-direct-alpha50-cosine": dict(
+            members=[
+                {
+                    **member,
+                    "hidden_layer_sizes": (width,),
+                    "columns": member["ordering"],
+                    "ordering": "natural",
+                }
+                for member in RASTER_MEMBERS
+            ]
+        )
+        for width in (4000, 6000)
+    },
+    # The same four members trained together as one mixture, by EM (see train_em):
+    # each epoch weights a member's rows by its responsibility for them. Measured
+    # worse (docs/mnist_findings.md): validation 91.45 after 15 of the 30 minutes,
+    # behind a single member alone at that point; the members specialize early and
+    # each learns from about a quarter of the rows.
+    "4x1x2000-rasterperm-direct-alpha50-em": dict(
         members=[
-            {
-                **member,
-                "hidden_layer_sizes": (4000,),
-                "columns": member["ordering"],
-                "ordering": "natural",
-            }
+            {**member, "columns": member["ordering"], "ordering": "natural"}
             for member in RASTER_MEMBERS
-        ]
+        ],
+        em=True,
     ),
     # The whole budget spent on a cosine decay of the rate (see SCHEDULES).
     "1x6000-1mask-direct-alpha50-cosine": dict(
@@ -225,8 +240,12 @@ BUDGETS = {name: 12.0 for name in CONFIGS if name.endswith("-12min")}
 # keep the weights of the best validation epoch. The members of a mixture each run the
 # schedule within their own share of the budget.
 SCHEDULES = {
-    name: "cosine" if name.endswith("-cosine") else "plateau" for name in CONFIGS
+    name: "cosine" if name.endswith(("-cosine", "-em")) else "plateau"
+    for name in CONFIGS
 }
+# EM tempers the responsibilities, (w_k p_k(x)) ** beta, with beta rising from 0
+# (every member on every row, as if trained alone) to 1 over this share of the budget.
+EM_ANNEALING = 0.3
 # The runner drives the rate and the stopping itself (on the official validation
 # rows), through partial_fit; direct connections only where a configuration says so.
 TRAINING = dict(
@@ -243,6 +262,13 @@ def samples_path(name: str, ordering: str) -> Path:
     """Where a configuration's 100 samples are saved."""
     suffix = "" if ordering == "natural" else f"-{ordering}"
     return _common.RESULTS / f"mnist_samples_{name}{suffix}.npy"
+
+
+def ends_late(curve: list[dict], elapsed: float, budget: float) -> bool:
+    """Whether one more epoch (as long as the longest so far, validation included)
+    would end past the budget: training stops inside it, not an epoch after."""
+    times = np.diff([0.0] + [point["seconds"] for point in curve])
+    return elapsed + times.max() > budget
 
 
 def train_member(
@@ -263,7 +289,7 @@ def train_member(
     rate = est.learning_rate_init
     while True:
         elapsed = time.perf_counter() - start
-        if curve and elapsed >= budget:  # at least one validated epoch
+        if curve and ends_late(curve, elapsed, budget):  # one validated epoch at least
             break
         if schedule == "cosine":
             share = elapsed / budget
@@ -303,6 +329,88 @@ def train_member(
         "seconds": time.perf_counter() - start,
         "curve": curve,
     }
+
+
+def stacked_scores(members: list[MADEDensity], rows: list[np.ndarray]) -> np.ndarray:
+    """Each member's log-densities of its own view of the rows, one row per member."""
+    return np.stack([m.score_samples(x) for m, x in zip(members, rows, strict=True)])
+
+
+def train_em(
+    members: list[MADEDensity],
+    columns: list[np.ndarray],
+    train: np.ndarray,
+    valid: np.ndarray,
+    name: str,
+    budget: float,
+) -> tuple[list[dict], np.ndarray]:
+    """Train ``members`` (each on its own permutation of the columns) together as a
+    mixture by EM within ``budget`` seconds: every round is one epoch of each member
+    on all rows weighted by its responsibilities (``sample_weight``; the L2 penalty
+    then counts the member's share of the rows, as in a MAP M-step), then new
+    responsibilities and mixture weights. The rate follows a cosine over the budget;
+    the members end at the round of best validation likelihood of the mixture.
+    Returns a run record per member and the mixture weights."""
+    start = time.perf_counter()
+    n_members = len(members)
+    seen_train = [train[:, c] for c in columns]
+    seen_valid = [valid[:, c] for c in columns]
+    log_weights = np.full(n_members, -np.log(n_members))
+    responsibility = np.full((n_members, len(train)), 1.0 / n_members)
+    rate = members[0].learning_rate_init
+    best, best_states, best_weights, best_round, curve = np.inf, None, None, 0, []
+    round_ = 0
+    while True:
+        elapsed = time.perf_counter() - start
+        if curve and ends_late(curve, elapsed, budget):
+            break
+        share = elapsed / budget
+        for est, x, r in zip(members, seen_train, responsibility, strict=True):
+            est.set_params(learning_rate_init=rate * (1 + np.cos(np.pi * share)) / 2)
+            est.partial_fit(x, sample_weight=r)
+        round_ += 1
+        # E-step, tempered early on so that no member claims rows before it is fit.
+        beta = min(1.0, share / EM_ANNEALING)
+        scores = stacked_scores(members, seen_train)
+        joint = beta * (scores + log_weights[:, None])
+        responsibility = np.exp(joint - np.logaddexp.reduce(joint, axis=0))
+        if beta == 1.0:  # the weights too, once the responsibilities are the true ones
+            log_weights = np.log(responsibility.mean(axis=1))
+        valid_scores = stacked_scores(members, seen_valid)
+        valid_nll = -float(
+            np.logaddexp.reduce(valid_scores + log_weights[:, None], axis=0).mean()
+        )
+        curve.append(
+            {
+                "epoch": round_,
+                "seconds": time.perf_counter() - start,
+                "train_loss": float(np.mean([m.loss_curve_[-1] for m in members])),
+                "valid_nll": valid_nll,
+                "learning_rate": members[0].learning_rate_init,
+                "beta": beta,
+                "weights": np.exp(log_weights).tolist(),
+            }
+        )
+        shares = " ".join(f"{w:.2f}" for w in np.exp(log_weights))
+        message = f"{name} round {round_}: valid NLL {valid_nll:.3f} (w {shares})"
+        print(message, file=sys.stderr, flush=True)
+        if valid_nll < best - 1e-3:
+            best, best_round = valid_nll, round_
+            best_states = [copy.deepcopy(m.module_.state_dict()) for m in members]
+            best_weights = np.exp(log_weights)
+    for est, state in zip(members, best_states, strict=True):
+        est.module_.load_state_dict(state)
+    seconds = time.perf_counter() - start
+    runs = [
+        {
+            "valid_nll": float(-est.score(x)),
+            "best_epoch": best_round,
+            "seconds": seconds,
+            "curve": curve if i == 0 else [],
+        }
+        for i, (est, x) in enumerate(zip(members, seen_valid, strict=True))
+    ]
+    return runs, best_weights
 
 
 class Scanned:
@@ -360,16 +468,31 @@ def validated_weights(
     return weights
 
 
-def mixture_sample(members: list[MADEDensity], n: int, seed: int) -> np.ndarray:
-    """``n`` draws from the uniform mixture: a member per draw, then its sample."""
+def mixture_sample(
+    members: list[MADEDensity], n: int, seed: int, weights: np.ndarray | None = None
+) -> np.ndarray:
+    """``n`` draws from the mixture (uniform unless ``weights`` are given): a member
+    per draw, then its sample."""
     rng = np.random.default_rng(seed)
-    counts = np.bincount(rng.integers(len(members), size=n), minlength=len(members))
+    picks = rng.choice(len(members), size=n, p=weights)
+    counts = np.bincount(picks, minlength=len(members))
     draws = [
         m.sample(int(c), random_state=seed + i)
         for i, (m, c) in enumerate(zip(members, counts, strict=True))
         if c
     ]
     return rng.permutation(np.concatenate(draws))
+
+
+def member_spec(member: dict, ordering: str) -> tuple[dict, np.ndarray | None]:
+    """A member's estimator parameters, and its scan when the scan is given as
+    permuted columns (the estimator's ordering is then natural)."""
+    member = dict(member)
+    columns = member.pop("columns", None)
+    params = {**TRAINING, "ordering": ordering, **member}
+    if columns is not None:
+        params["ordering"] = "natural"
+    return params, columns
 
 
 def train_one(
@@ -379,7 +502,8 @@ def train_one(
 
     An ensemble configuration trains its members one after the other, each under
     its share of what is left of the budget, and is scored as their uniform
-    mixture (log-mean-exp of the members' densities).
+    mixture (log-mean-exp of the members' densities); with ``em`` the members train
+    together (see :func:`train_em`) and the mixture keeps EM's weights.
     """
     train, valid, test = load_mnist(data)
     config = CONFIGS[name]
@@ -387,25 +511,28 @@ def train_one(
     budget = BUDGETS.get(name, minutes) * 60
     schedule = SCHEDULES[name]
     start = time.perf_counter()
-    fitted, runs = [], []
-    for i, member in enumerate(members):
-        member = dict(member)
-        columns = member.pop("columns", None)  # a scan, as permuted columns
-        params = {**TRAINING, "ordering": ordering, **member}
-        if columns is not None:
-            params["ordering"] = "natural"
-        est = MADEDensity(**params, device="auto")
-        share = (budget - (time.perf_counter() - start)) / (len(members) - i)
-        label = name if len(members) == 1 else f"{name} [{i}]"
-        seen = (
-            (train, valid)
-            if columns is None
-            else (train[:, columns], valid[:, columns])
-        )
-        runs.append(train_member(est, *seen, label, share, schedule, patience))
-        fitted.append(est if columns is None else Scanned(est, columns))
+    specs = [member_spec(member, ordering) for member in members]
+    if config.get("em"):  # the members trained together
+        estimators = [MADEDensity(**p, device="auto") for p, _ in specs]
+        scans = [c for _, c in specs]
+        runs, weights = train_em(estimators, scans, train, valid, name, budget)
+        fitted = [Scanned(est, c) for est, c in zip(estimators, scans, strict=True)]
+    else:  # one after the other
+        fitted, runs, weights = [], [], None
+        for i, (params, columns) in enumerate(specs):
+            est = MADEDensity(**params, device="auto")
+            share = (budget - (time.perf_counter() - start)) / (len(members) - i)
+            label = name if len(members) == 1 else f"{name} [{i}]"
+            seen = (
+                (train, valid)
+                if columns is None
+                else (train[:, columns], valid[:, columns])
+            )
+            runs.append(train_member(est, *seen, label, share, schedule, patience))
+            fitted.append(est if columns is None else Scanned(est, columns))
+    params, columns = specs[-1]
     if columns is not None:
-        params["ordering"] = columns
+        params = {**params, "ordering": columns}
     seconds = time.perf_counter() - start
     if not isinstance(params["ordering"], str):  # the configuration's own orderings
         ordering = next((o for o in ("raster", "scans") if o in name), "given")
@@ -420,8 +547,10 @@ def train_one(
         "order_agnostic": params.get("order_agnostic", False),
         "ordering": ordering,
         "direct_connections": params["direct_connections"],
-        "test_nll": mixture_nll(fitted, test),
-        "valid_nll": mixture_nll(fitted, valid) if ensemble else runs[0]["valid_nll"],
+        "test_nll": mixture_nll(fitted, test, weights),
+        "valid_nll": (
+            mixture_nll(fitted, valid, weights) if ensemble else runs[0]["valid_nll"]
+        ),
         "epochs": sum(est.n_iter_ for est in fitted),
         "best_epoch": runs[0]["best_epoch"],
         "train_seconds": seconds,
@@ -454,11 +583,14 @@ def train_one(
             for est, run in zip(fitted, runs, strict=True)
         ]
         result["test_nll_first_mask"] = result["members"][0]["test_nll"]
-        # Weights chosen on the validation rows, against the uniform mixture.
-        weights = validated_weights(fitted, valid)
-        result["validated_weights"] = weights.tolist()
-        result["test_nll_validated_weights"] = mixture_nll(fitted, test, weights)
-        samples = mixture_sample(fitted, 100, seed=0)
+        if weights is None:  # weights chosen on the validation rows, after the fact
+            tuned = validated_weights(fitted, valid)
+            result["validated_weights"] = tuned.tolist()
+            result["test_nll_validated_weights"] = mixture_nll(fitted, test, tuned)
+        else:  # EM's own weights, against uniform ones
+            result["weights"] = weights.tolist()
+            result["test_nll_uniform_weights"] = mixture_nll(fitted, test)
+        samples = mixture_sample(fitted, 100, seed=0, weights=weights)
     else:
         est = fitted[0]
         if n_masks > 1:  # the single first mask, for comparison with the ensemble
@@ -490,9 +622,13 @@ def write_table(results: list[dict]) -> None:
         lines.append(start + (f"{paper[1]:.2f} | " if paper else "- | "))
         first = r.get("test_nll_first_mask")
         tuned = r.get("test_nll_validated_weights")
-        lines[-1] += f"{r['test_nll']:.2f}" + (
-            f" ({tuned:.2f} with weights fitted on validation) | " if tuned else " | "
-        )
+        uniform = r.get("test_nll_uniform_weights")
+        lines[-1] += f"{r['test_nll']:.2f}"
+        if tuned:
+            lines[-1] += f" ({tuned:.2f} with weights fitted on validation)"
+        if uniform:
+            lines[-1] += f" ({uniform:.2f} with uniform weights)"
+        lines[-1] += " | "
         lines[-1] += f"{first:.2f} | " if first else "- | "
         lines[-1] += (
             f"{r['valid_nll']:.2f} | {r['epochs']} | "
