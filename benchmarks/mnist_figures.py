@@ -58,7 +58,9 @@ def main() -> None:
     fig, ax = plt.subplots(figsize=(5, 5))
     ax.imshow(1 - grid, cmap="gray", interpolation="nearest")
     ax.set_axis_off()
-    ax.set_title(f"100 samples, {best['name']} (test NLL {best['test_nll']:.2f})")
+    ax.set_title(
+        f"100 samples, {best['name']}\n(test NLL {best['test_nll']:.2f})", fontsize=9
+    )
     fig.tight_layout()
     fig.savefig(DOCS / "mnist_samples.png", dpi=120)
     print("wrote", DOCS / "mnist_learning_curves.png", DOCS / "mnist_samples.png")
