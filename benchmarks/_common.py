@@ -17,6 +17,7 @@ RESULTS = HERE / "results"
 DATA = HERE.parent.parent / "shared" / "data"
 MNIST = DATA / "binarized_mnist.npz"
 ADBENCH = DATA / "adbench"
+ADBENCH_DEV = DATA / "adbench_dev"
 DEBD = DATA / "debd"
 DOCS = HERE.parent / "docs"
 

@@ -882,6 +882,32 @@ class MADEDensity(TorchDensity):
         n_masks = min(self._n_eval_masks(), _VALIDATION_MASKS)
         return self._log_likelihood(Z, n_masks=n_masks)
 
+    @torch.no_grad()
+    def _mask_conditionals(self, X) -> np.ndarray:
+        """Every mask's conditionals ``log p_k(x_d | x_<d)`` of X: ``(K, n, D)``.
+
+        In the units of X (the Jacobian of each feature included), ``-inf`` at
+        entries the model gives no probability and NaN at missing entries. What
+        :class:`MADEOutlierDetector` calibrates; a row's mask-``k`` entries sum to
+        ``log p_k(x)``.
+        """
+        Z, impossible = self._scoring_input(X)
+        module = self.module_
+        module.eval()
+        device = next(module.parameters()).device
+        n_eval = self._n_eval_masks()
+        out = np.empty((n_eval, *Z.shape), dtype=np.float64)
+        for start, x, n in row_blocks(Z, device):
+            per_mask = self._per_mask_log_prob(module, x, n_eval)[:, :n]
+            out[:, start : start + n] = per_mask.cpu().numpy()
+        log_jacobian = self._columns_.feature_log_jacobian()
+        if log_jacobian is not None:
+            out += log_jacobian
+        if impossible is not None:
+            out[:, impossible] = -np.inf
+        out[:, np.isnan(Z)] = np.nan
+        return out
+
     @lazy_rows(lambda estimator: estimator.n_features_in_)
     @torch.no_grad()
     def score_features(self, X):

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from numbers import Real
 
 import numpy as np
 from sklearn.base import BaseEstimator, OutlierMixin, _fit_context, clone
+from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import (
@@ -16,8 +18,14 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
+from ._calibration import MAX_CALIBRATION_ROWS, SurpriseCalibration
 from ._columns import _is_categorical_dtype, _is_frame
-from ._dask import is_dask_collection, lazy_rows, set_stream_features
+from ._dask import (
+    is_dask_collection,
+    is_dask_frame,
+    lazy_rows,
+    set_stream_features,
+)
 from ._density import MADEDensity
 from ._utils import restore_on_error, weighted_quantile
 
@@ -30,12 +38,18 @@ def _density_has_score_features(detector):
     return density is None or hasattr(density, "score_features")
 
 
+def _take_rows(X, rows):
+    """Rows of an array or a DataFrame (by position)."""
+    return X.iloc[rows] if _is_frame(X) else X[rows]
+
+
 class MADEOutlierDetector(OutlierMixin, BaseEstimator):
     """Outlier detection with a density model: the least likely rows are outliers.
 
     Fits a density (by default a :class:`MADEDensity`) to training data that is
-    mostly normal, then scores rows by their log-likelihood: the lower, the more
-    abnormal. The API is that of :class:`~sklearn.ensemble.IsolationForest` and of
+    mostly normal and scores rows by how surprising each feature is given the
+    others, calibrated on normal rows: the lower, the more abnormal. The
+    API is that of :class:`~sklearn.ensemble.IsolationForest` and of
     :class:`~sklearn.neighbors.LocalOutlierFactor` with ``novelty=True``.
 
     Parameters
@@ -50,22 +64,45 @@ class MADEOutlierDetector(OutlierMixin, BaseEstimator):
         the detector, e.g.
         ``GridSearchCV(detector, {"density__hidden_layer_sizes": [...]})``.
 
+    score : {'calibrated', 'likelihood'}, default='calibrated'
+        What :meth:`score_samples` returns.
+
+        - ``'calibrated'``: the sum over features of the log p-value of each
+          feature's surprise ``-log p_k(x_d | x_<d)`` among normal rows,
+          averaged over the density's masks (see Notes). Features on any scale,
+          with atoms or few values, count alike.
+        - ``'likelihood'``: the density's log-likelihood ``log p(x)``.
+
+    calibration_fraction : float or None, default=None
+        Where the surprises are calibrated (``score='calibrated'``). ``None``: on
+        the training rows (a random sample of at most 4096), the density fitted on
+        all of them; with an early-stopped density such as the default this
+        detects best (see the anomaly benchmark's findings). A float in ``(0, 1)``
+        holds that share of the rows (at most 4096) out of the density's fit to
+        calibrate on, for densities that fit their training rows too closely
+        (e.g. a :class:`~sklearn.neighbors.KernelDensity` with a small
+        bandwidth). A dask collection is always calibrated on a sample of its
+        training rows.
+
     contamination : 'auto' or float, default='auto'
         Expected proportion of outliers in the training data, in ``(0, 0.5]``: it sets
-        ``offset_`` at that quantile of the training log-likelihoods. ``'auto'``
-        uses 0.01, flagging rows less likely than 99% of the training rows.
+        ``offset_`` at that quantile of the training rows' scores. ``'auto'`` uses
+        0.01, flagging rows scored lower than 99% of the training rows.
 
     random_state : int, RandomState instance or None, default=None
-        Seeds the default density (when ``density`` is None). A given ``density``
-        keeps its own ``random_state``.
+        Seeds the calibration split and the default density (when ``density`` is
+        None). A given ``density`` keeps its own ``random_state``.
 
     Attributes
     ----------
     density_ : estimator
         The fitted density model.
 
+    calibration_ : object
+        The calibration rows' surprises per mask and feature (``score='calibrated'``).
+
     offset_ : float
-        Threshold on the log-likelihood: :meth:`decision_function` is
+        Threshold on the score: :meth:`decision_function` is
         ``score_samples(X) - offset_`` and rows below zero are outliers.
 
     feature_offsets_ : ndarray of shape (n_features,)
@@ -87,6 +124,21 @@ class MADEOutlierDetector(OutlierMixin, BaseEstimator):
 
     Notes
     -----
+    The calibrated score. A density's log-likelihood adds conditionals
+    ``log p(x_d | x_<d)`` that do not compare across features: a continuous feature
+    with a tight conditional, or a column whose rows pile on a few values, moves the
+    sum by many nats for an ordinary row. The calibrated score replaces each
+    conditional by its rank among the calibration rows: for mask
+    ``k`` and feature ``d``, ``log P(S >= s)`` where ``s = -log p_k(x_d | x_<d)``
+    and ``S`` is that surprise on a calibration row (the empirical p-value
+    ``(#{S_i >= s} + 1) / (m + 1)``, weighted by ``sample_weight``; beyond the most
+    surprising calibration row it falls one nat per nat of extra surprise). A row's
+    score is the sum over features of these log p-values averaged over masks: at
+    most 0, lower as any conditional gets less likely, ``-inf`` where the density
+    gives a value no probability. It is what ECOD does with marginal tails, here
+    with MADE's conditionals, so dependencies between features count. A density
+    without per-feature conditionals is calibrated on its log-likelihood.
+
     The default density models 0/1 columns as Bernoulli, integer columns with at most
     20 distinct values as categorical and the rest as continuous. It standardizes
     each continuous feature, gives constant ones a scale of 1 and keeps every
@@ -112,6 +164,8 @@ class MADEOutlierDetector(OutlierMixin, BaseEstimator):
 
     _parameter_constraints: dict = {
         "density": [HasMethods(["fit", "score_samples"]), None],
+        "score": [StrOptions({"calibrated", "likelihood"})],
+        "calibration_fraction": [Interval(Real, 0, 1, closed="neither"), None],
         "contamination": [
             StrOptions({"auto"}),
             Interval(Real, 0, 0.5, closed="right"),
@@ -119,8 +173,18 @@ class MADEOutlierDetector(OutlierMixin, BaseEstimator):
         "random_state": ["random_state"],
     }
 
-    def __init__(self, density=None, *, contamination="auto", random_state=None):
+    def __init__(
+        self,
+        density=None,
+        *,
+        score="calibrated",
+        calibration_fraction=None,
+        contamination="auto",
+        random_state=None,
+    ):
         self.density = density
+        self.score = score
+        self.calibration_fraction = calibration_fraction
         self.contamination = contamination
         self.random_state = random_state
 
@@ -145,7 +209,7 @@ class MADEOutlierDetector(OutlierMixin, BaseEstimator):
     # The density validates its own parameters in its own fit.
     @_fit_context(prefer_skip_nested_validation=False)
     def fit(self, X, y=None, sample_weight=None):
-        """Fit the density to X and set the outlier threshold.
+        """Fit the density to X, calibrate its surprises and set the threshold.
 
         Parameters
         ----------
@@ -156,7 +220,8 @@ class MADEOutlierDetector(OutlierMixin, BaseEstimator):
             Not used, present for API consistency by convention.
 
         sample_weight : array-like of shape (n_samples,), default=None
-            Row weights, passed to the density's ``fit``.
+            Row weights, passed to the density's ``fit`` and used in the
+            calibration and the threshold.
 
         Returns
         -------
@@ -171,31 +236,65 @@ class MADEOutlierDetector(OutlierMixin, BaseEstimator):
                 set_stream_features(self, X)
             else:
                 X = self._validate(X, reset=True)
-            fit_params = {}
             if sample_weight is not None:
                 if not has_fit_parameter(density, "sample_weight"):
                     raise ValueError(
                         f"{type(density).__name__} does not accept sample_weight."
                     )
-                fit_params["sample_weight"] = (
-                    sample_weight
-                    if lazy
-                    else _check_sample_weight(
+                if not lazy:
+                    sample_weight = _check_sample_weight(
                         sample_weight, np.empty((_num_samples(X), 0))
                     )
+            rng = check_random_state(self.random_state)
+            calibrated = self.score == "calibrated"
+            held_out = calibrated and self.calibration_fraction is not None
+            fit_rows = calibration_rows = None
+            if held_out and not lazy:
+                fit_rows, calibration_rows = self._calibration_split(
+                    _num_samples(X), rng
                 )
-            density.fit(X, **fit_params)
-            scores = density.score_samples(X)
+            X_fit = X if fit_rows is None else _take_rows(X, fit_rows)
+            fit_params = {}
+            if sample_weight is not None:
+                fit_params["sample_weight"] = (
+                    sample_weight if fit_rows is None else sample_weight[fit_rows]
+                )
+            density.fit(X_fit, **fit_params)
+            self.density_ = density
+            if lazy and sample_weight is not None:
+                sample_weight = np.asarray(
+                    sample_weight.compute()
+                    if hasattr(sample_weight, "compute")
+                    else sample_weight,
+                    dtype=np.float64,
+                )
+            if calibrated:
+                if lazy:
+                    X_cal, w_cal = self._lazy_calibration_rows(X, sample_weight, rng)
+                else:
+                    if calibration_rows is None:  # a sample of the training rows
+                        n_samples = _num_samples(X)
+                        calibration_rows = np.sort(
+                            rng.choice(
+                                n_samples,
+                                min(n_samples, MAX_CALIBRATION_ROWS),
+                                replace=False,
+                            )
+                        )
+                    X_cal = _take_rows(X, calibration_rows)
+                    w_cal = (
+                        np.ones(len(calibration_rows))
+                        if sample_weight is None
+                        else sample_weight[calibration_rows]
+                    )
+                self.calibration_ = SurpriseCalibration(
+                    -self._mask_conditionals(X_cal), w_cal
+                )
+            scores = self.score_samples(X)
             if lazy:
                 # The threshold is a quantile of every training row's score: one
                 # float per row is kept for it, not the rows.
                 scores = np.asarray(scores.compute())
-                if sample_weight is not None:
-                    weights = fit_params["sample_weight"]
-                    fit_params["sample_weight"] = np.asarray(
-                        weights.compute() if hasattr(weights, "compute") else weights,
-                        dtype=np.float64,
-                    )
             contamination = (
                 _AUTO_CONTAMINATION
                 if self.contamination == "auto"
@@ -203,33 +302,101 @@ class MADEOutlierDetector(OutlierMixin, BaseEstimator):
             )
             # One quantile definition with and without weights (the inverted CDF of
             # the weighted training rows), so a weight of 2 acts as a repeated row.
-            weights = fit_params.get("sample_weight", np.ones(len(scores)))
-            offset = weighted_quantile(scores, weights, contamination)
-            self.offset_ = float(offset)
-            if hasattr(density, "score_features"):
+            weights = np.ones(len(scores)) if sample_weight is None else sample_weight
+            self.offset_ = float(weighted_quantile(scores, weights, contamination))
+            if _density_has_score_features(self):
                 # Typical contribution of each feature: explanations are relative
                 # to it.
-                weights = fit_params.get("sample_weight")
-                contributions = density.score_features(X)
-                if lazy:  # per-block sums: one pass, nothing kept
-                    import dask.array as da
-
-                    if weights is None:
-                        total = contributions.sum(axis=0).compute()
-                        self.feature_offsets_ = total / len(scores)
-                    else:
-                        if np.isnan(contributions.shape[0]):  # a DataFrame's blocks
-                            contributions = contributions.compute_chunk_sizes()
-                        chunks = (contributions.chunks[0],)
-                        w = da.from_array(weights, chunks=chunks)[:, None]
-                        total = (contributions * w).sum(axis=0).compute()
-                        self.feature_offsets_ = total / weights.sum()
-                else:
-                    self.feature_offsets_ = np.average(
-                        contributions, axis=0, weights=weights
-                    )
-            self.density_ = density
+                self.feature_offsets_ = self._mean_contributions(
+                    self._contributions(X), sample_weight, lazy, len(scores)
+                )
         return self
+
+    def _calibration_split(self, n_samples, rng):
+        """Rows the density fits on and rows that calibrate it, both sorted."""
+        n_calibration = min(
+            max(1, math.floor(self.calibration_fraction * n_samples)),
+            MAX_CALIBRATION_ROWS,
+        )
+        if n_samples - n_calibration < 2:  # too few rows to hold any out
+            rows = np.arange(n_samples)
+            return rows, rows
+        permutation = rng.permutation(n_samples)
+        return (
+            np.sort(permutation[n_calibration:]),
+            np.sort(permutation[:n_calibration]),
+        )
+
+    @staticmethod
+    def _lazy_calibration_rows(X, sample_weight, rng):
+        """A random sample of a dask collection's rows (and their weights)."""
+        import dask
+
+        if is_dask_frame(X):
+            lengths = np.asarray(dask.compute(*X.map_partitions(len).to_delayed()))
+        else:
+            if np.isnan(X.shape[0]):
+                X = X.compute_chunk_sizes()
+            lengths = np.asarray(X.chunks[0])
+        n_rows = int(lengths.sum())
+        take = np.sort(
+            rng.choice(n_rows, min(n_rows, MAX_CALIBRATION_ROWS), replace=False)
+        )
+        weights = np.ones(len(take)) if sample_weight is None else sample_weight[take]
+        if not is_dask_frame(X):
+            return np.asarray(X[take].compute()), weights
+        starts = np.concatenate([[0], np.cumsum(lengths)])
+        parts = [
+            part.iloc[take[(take >= start) & (take < stop)] - start]
+            for part, start, stop in zip(
+                X.to_delayed(), starts[:-1], starts[1:], strict=True
+            )
+        ]
+        import pandas as pd
+
+        return pd.concat(dask.compute(*parts)), weights
+
+    def _mask_conditionals(self, X):
+        """``(K, n, D)`` conditionals of the density to calibrate: every mask's for a
+        MADE, its ``score_features`` or (``(1, n, 1)``) its log-likelihood else."""
+        density = self.density_
+        if hasattr(density, "_mask_conditionals"):
+            return density._mask_conditionals(X)
+        if hasattr(density, "score_features"):
+            return np.asarray(density.score_features(X), dtype=np.float64)[None]
+        return np.asarray(density.score_samples(X), dtype=np.float64)[None, :, None]
+
+    def _feature_scores(self, X):
+        """``(n, D)`` per-feature log p-values, averaged over masks."""
+        surprises = -self._mask_conditionals(X)
+        return self.calibration_.log_pvalues(surprises).mean(axis=0)
+
+    def _contributions(self, X):
+        """Per-feature parts of :meth:`score_samples` (before ``feature_offsets_``)."""
+        if self.score == "calibrated":
+            if is_dask_collection(X):
+                return self._lazy_feature_scores(X)
+            return self._feature_scores(X)
+        return self.density_.score_features(X)
+
+    @lazy_rows(lambda estimator: estimator.n_features_in_)
+    def _lazy_feature_scores(self, X):
+        return self._feature_scores(X)
+
+    @staticmethod
+    def _mean_contributions(contributions, weights, lazy, n_rows):
+        """Weighted mean of each feature's contribution; one pass over dask blocks."""
+        if not lazy:
+            return np.average(contributions, axis=0, weights=weights)
+        import dask.array as da
+
+        if weights is None:
+            return contributions.sum(axis=0).compute() / n_rows
+        if np.isnan(contributions.shape[0]):  # a DataFrame's blocks
+            contributions = contributions.compute_chunk_sizes()
+        chunks = (contributions.chunks[0],)
+        w = da.from_array(weights, chunks=chunks)[:, None]
+        return (contributions * w).sum(axis=0).compute() / weights.sum()
 
     def _validate(self, X, reset: bool):
         """Numeric X validated here; a DataFrame with categorical, object or string
@@ -241,7 +408,7 @@ class MADEOutlierDetector(OutlierMixin, BaseEstimator):
         return validate_data(self, X, dtype=[np.float64, np.float32], reset=reset)
 
     def _check_X(self, X):
-        check_is_fitted(self)
+        check_is_fitted(self, "density_")
         return self._validate(X, reset=False)
 
     def set_params(self, **params):
@@ -269,7 +436,7 @@ class MADEOutlierDetector(OutlierMixin, BaseEstimator):
 
     @lazy_rows()
     def score_samples(self, X):
-        """Log-likelihood of each row under the density; the lower, the more abnormal.
+        """How normal each row is; the lower, the more abnormal.
 
         Parameters
         ----------
@@ -279,16 +446,20 @@ class MADEOutlierDetector(OutlierMixin, BaseEstimator):
         Returns
         -------
         scores : ndarray of shape (n_samples,)
-            ``log p(x)`` of each row. A dask array X gives a lazy dask array
-            (see :meth:`MADEDensity.score_samples`), as do the other row-wise
-            methods.
+            With ``score='calibrated'``, the sum over features of the log p-values
+            of their surprises (at most 0; see Notes), with ``'likelihood'``
+            ``log p(x)``; ``-inf`` for values the density gives no probability.
+            A dask array X gives a lazy dask array (see
+            :meth:`MADEDensity.score_samples`), as do the other row-wise methods.
         """
         X = self._check_X(X)
+        if self.score == "calibrated":
+            return self._feature_scores(X).sum(axis=1)
         return self.density_.score_samples(X)
 
     @lazy_rows()
     def decision_function(self, X):
-        """Log-likelihood shifted by ``offset_``: negative for outliers.
+        """Score shifted by ``offset_``: negative for outliers.
 
         Parameters
         ----------
@@ -324,16 +495,15 @@ class MADEOutlierDetector(OutlierMixin, BaseEstimator):
     @available_if(_density_has_score_features)
     @lazy_rows(lambda estimator: estimator.n_features_in_)
     def score_features(self, X):
-        """How much less likely than usual each feature of each row is, in nats.
+        """How much less normal than usual each feature of each row is.
 
-        The density's per-feature contributions (see
-        :meth:`MADEDensity.score_features`: the conditionals ``log p(x_d | x_<d)``)
-        minus each feature's mean contribution on the training data,
-        ``feature_offsets_``. Raw contributions carry each feature's units (a
-        feature measured in millimetres has a lower log-density than the same
-        feature in metres); the difference does not, so features compare. Zero is
-        as likely as a typical training row; the most negative features are the
-        ones that make a row abnormal.
+        With ``score='calibrated'`` a feature's contribution is the log p-value of
+        its surprise, averaged over masks (see Notes); with ``'likelihood'`` it is
+        the density's (see :meth:`MADEDensity.score_features`: the conditionals
+        ``log p(x_d | x_<d)``, which carry each feature's units). Either way each
+        feature's mean contribution on the training data, ``feature_offsets_``, is
+        subtracted: zero is as normal as a typical training row, and the most
+        negative features are the ones that make a row abnormal.
 
         Parameters
         ----------
@@ -344,7 +514,7 @@ class MADEOutlierDetector(OutlierMixin, BaseEstimator):
         -------
         contributions : ndarray of shape (n_samples, n_features)
             Each row sums to its :meth:`score_samples` minus the mean training
-            log-likelihood.
+            score.
         """
         X = self._check_X(X)
-        return self.density_.score_features(X) - self.feature_offsets_
+        return self._contributions(X) - self.feature_offsets_
