@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-# Most calibration rows kept per (mask, feature): p-values resolve to about 1/4097;
+# Most calibration rows kept per (mask, feature): p-values resolve to about 1/4096;
 # beyond the largest calibration surprise the exponential tail takes over.
 MAX_CALIBRATION_ROWS = 4096
 
@@ -21,14 +21,15 @@ class SurpriseCalibration:
     """Log p-values of surprises under the empirical law of calibration rows.
 
     For a surprise ``s`` of one (mask, feature), the log p-value is
-    ``log((W(s) + w) / (W + w))``, where ``W(s)`` is the weight of calibration rows
-    whose surprise is at least ``s``, ``W`` their total weight and ``w`` their mean
-    weight (with unit weights, ``(#{s_i >= s} + 1) / (m + 1)``: the conformal
-    p-value). Beyond the largest calibration surprise ``s_max`` the p-value falls
-    on by one nat for each nat of extra surprise, ``log(w / (W + w)) - (s -
-    s_max)``, so that the score stays strictly monotone however extreme the row. An
-    infinite surprise (a value the model gives no probability) has log p-value
-    ``-inf``; calibration rows with one are left out of that feature's law.
+    ``log(W(s) / W)``, where ``W(s)`` is the weight of calibration rows whose
+    surprise is at least ``s`` and ``W`` their total weight (with unit weights, the
+    share ``#{s_i >= s} / m``; a weight of 2 acts exactly as a repeated row and a
+    common factor of the weights changes nothing). Beyond the largest calibration
+    surprise ``s_max`` the p-value falls on from its value there by one nat for
+    each nat of extra surprise, ``log(W(s_max) / W) - (s - s_max)``, so that the
+    score stays strictly monotone however extreme the row. An infinite surprise (a
+    value the model gives no probability) has log p-value ``-inf``; calibration
+    rows with one are left out of that feature's law.
 
     Parameters
     ----------
@@ -45,7 +46,6 @@ class SurpriseCalibration:
         self.values_ = []
         self.tail_weights_ = []
         self.totals_ = np.zeros((n_masks, n_features))
-        self.pseudo_ = np.zeros((n_masks, n_features))
         for k in range(n_masks):
             values, tails = [], []
             for d in range(n_features):
@@ -58,9 +58,7 @@ class SurpriseCalibration:
                 tail = np.cumsum(w[::-1])[::-1]
                 values.append(sorted_s)
                 tails.append(tail)
-                total = float(tail[0]) if tail.size else 0.0
-                self.totals_[k, d] = total
-                self.pseudo_[k, d] = total / tail.size if tail.size else 1.0
+                self.totals_[k, d] = float(tail[0]) if tail.size else 0.0
             self.values_.append(values)
             self.tail_weights_.append(tails)
 
@@ -82,16 +80,16 @@ class SurpriseCalibration:
     def _column(self, k: int, d: int, s: np.ndarray) -> np.ndarray:
         values = self.values_[k][d]
         tails = self.tail_weights_[k][d]
-        total, pseudo = self.totals_[k, d], self.pseudo_[k, d]
+        total = self.totals_[k, d]
         missing = np.isnan(s)
         s = np.where(missing, -np.inf, s)
         if values.size == 0:  # no finite calibration surprise: only the tail
             log_p = -np.maximum(s, 0.0)
             return np.where(missing, 0.0, log_p)
-        position = np.searchsorted(values, s, side="left")
-        at_least = np.append(tails, 0.0)[position]
-        with np.errstate(divide="ignore"):
-            log_p = np.log((at_least + pseudo) / (total + pseudo))
-            beyond = s - values[-1]
+        beyond = s - values[-1]
+        # Past the largest value, the weight at it; the tail takes over from there.
+        position = np.minimum(np.searchsorted(values, s, side="left"), values.size - 1)
+        with np.errstate(invalid="ignore"):
+            log_p = np.log(tails[position] / total)
             log_p = np.where(beyond > 0, log_p - beyond, log_p)
         return np.where(missing, 0.0, log_p)

@@ -64,7 +64,7 @@ class MADEOutlierDetector(OutlierMixin, BaseEstimator):
         the detector, e.g.
         ``GridSearchCV(detector, {"density__hidden_layer_sizes": [...]})``.
 
-    score : {'calibrated', 'likelihood'}, default='calibrated'
+    statistic : {'calibrated', 'likelihood'}, default='calibrated'
         What :meth:`score_samples` returns.
 
         - ``'calibrated'``: the sum over features of the log p-value of each
@@ -74,7 +74,7 @@ class MADEOutlierDetector(OutlierMixin, BaseEstimator):
         - ``'likelihood'``: the density's log-likelihood ``log p(x)``.
 
     calibration_fraction : float or None, default=None
-        Where the surprises are calibrated (``score='calibrated'``). ``None``: on
+        Where the surprises are calibrated (``statistic='calibrated'``). ``None``: on
         the training rows (a random sample of at most 4096), the density fitted on
         all of them; with an early-stopped density such as the default this
         detects best (see the anomaly benchmark's findings). A float in ``(0, 1)``
@@ -99,7 +99,8 @@ class MADEOutlierDetector(OutlierMixin, BaseEstimator):
         The fitted density model.
 
     calibration_ : object
-        The calibration rows' surprises per mask and feature (``score='calibrated'``).
+        The calibration rows' surprises per mask and feature (with
+        ``statistic='calibrated'``).
 
     offset_ : float
         Threshold on the score: :meth:`decision_function` is
@@ -131,7 +132,7 @@ class MADEOutlierDetector(OutlierMixin, BaseEstimator):
     conditional by its rank among the calibration rows: for mask
     ``k`` and feature ``d``, ``log P(S >= s)`` where ``s = -log p_k(x_d | x_<d)``
     and ``S`` is that surprise on a calibration row (the empirical p-value
-    ``(#{S_i >= s} + 1) / (m + 1)``, weighted by ``sample_weight``; beyond the most
+    ``#{S_i >= s} / m``, weighted by ``sample_weight``; beyond the most
     surprising calibration row it falls one nat per nat of extra surprise). A row's
     score is the sum over features of these log p-values averaged over masks: at
     most 0, lower as any conditional gets less likely, ``-inf`` where the density
@@ -164,7 +165,7 @@ class MADEOutlierDetector(OutlierMixin, BaseEstimator):
 
     _parameter_constraints: dict = {
         "density": [HasMethods(["fit", "score_samples"]), None],
-        "score": [StrOptions({"calibrated", "likelihood"})],
+        "statistic": [StrOptions({"calibrated", "likelihood"})],
         "calibration_fraction": [Interval(Real, 0, 1, closed="neither"), None],
         "contamination": [
             StrOptions({"auto"}),
@@ -177,13 +178,13 @@ class MADEOutlierDetector(OutlierMixin, BaseEstimator):
         self,
         density=None,
         *,
-        score="calibrated",
+        statistic="calibrated",
         calibration_fraction=None,
         contamination="auto",
         random_state=None,
     ):
         self.density = density
-        self.score = score
+        self.statistic = statistic
         self.calibration_fraction = calibration_fraction
         self.contamination = contamination
         self.random_state = random_state
@@ -246,7 +247,7 @@ class MADEOutlierDetector(OutlierMixin, BaseEstimator):
                         sample_weight, np.empty((_num_samples(X), 0))
                     )
             rng = check_random_state(self.random_state)
-            calibrated = self.score == "calibrated"
+            calibrated = self.statistic == "calibrated"
             held_out = calibrated and self.calibration_fraction is not None
             fit_rows = calibration_rows = None
             if held_out and not lazy:
@@ -373,7 +374,7 @@ class MADEOutlierDetector(OutlierMixin, BaseEstimator):
 
     def _contributions(self, X):
         """Per-feature parts of :meth:`score_samples` (before ``feature_offsets_``)."""
-        if self.score == "calibrated":
+        if self.statistic == "calibrated":
             if is_dask_collection(X):
                 return self._lazy_feature_scores(X)
             return self._feature_scores(X)
@@ -446,14 +447,14 @@ class MADEOutlierDetector(OutlierMixin, BaseEstimator):
         Returns
         -------
         scores : ndarray of shape (n_samples,)
-            With ``score='calibrated'``, the sum over features of the log p-values
+            With ``statistic='calibrated'``, the sum over features of the log p-values
             of their surprises (at most 0; see Notes), with ``'likelihood'``
             ``log p(x)``; ``-inf`` for values the density gives no probability.
             A dask array X gives a lazy dask array (see
             :meth:`MADEDensity.score_samples`), as do the other row-wise methods.
         """
         X = self._check_X(X)
-        if self.score == "calibrated":
+        if self.statistic == "calibrated":
             return self._feature_scores(X).sum(axis=1)
         return self.density_.score_samples(X)
 
@@ -497,7 +498,7 @@ class MADEOutlierDetector(OutlierMixin, BaseEstimator):
     def score_features(self, X):
         """How much less normal than usual each feature of each row is.
 
-        With ``score='calibrated'`` a feature's contribution is the log p-value of
+        With ``statistic='calibrated'`` a feature's contribution is the log p-value of
         its surprise, averaged over masks (see Notes); with ``'likelihood'`` it is
         the density's (see :meth:`MADEDensity.score_features`: the conditionals
         ``log p(x_d | x_<d)``, which carry each feature's units). Either way each

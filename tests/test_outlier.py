@@ -46,7 +46,7 @@ def test_api_is_consistent():
     # contamination is the share of training rows below the threshold.
     assert np.mean(detector.predict(normal) == -1) == pytest.approx(0.1, abs=0.005)
     likelihood = MADEOutlierDetector(
-        _small_density(), score="likelihood", contamination=0.1
+        _small_density(), statistic="likelihood", contamination=0.1
     ).fit(normal)
     assert_allclose(likelihood.score_samples(X), likelihood.density_.score_samples(X))
     assert np.mean(likelihood.predict(normal) == -1) == pytest.approx(0.1, abs=0.005)
