@@ -345,3 +345,87 @@ def test_weighted_quantile_is_numpys_averaged_inverted_cdf_and_repetition_exact(
             weighted_quantile(Z, np.full(n, 0.3), q),
             weighted_quantile(Z, np.ones(n), q),
         )
+
+
+def test_calibrated_score_is_the_sum_of_empirical_log_pvalues():
+    normal, anomalies = _correlated_normal_and_anomalies(n_normal=300)
+    detector = MADEOutlierDetector(
+        _small_density(n_masks=2, order_agnostic=True), random_state=0
+    ).fit(normal)
+    # Under 4096 rows every training row calibrates: brute force the p-values.
+    conditionals = detector.density_._mask_conditionals(normal)
+    rows = np.vstack([normal[:20], anomalies])
+    surprise = -detector.density_._mask_conditionals(rows)
+    expected = np.zeros(surprise.shape)
+    for k in range(2):
+        for d in range(3):
+            cal = -conditionals[k, :, d]
+            for i, s in enumerate(surprise[k, :, d]):
+                if s <= cal.max():
+                    expected[k, i, d] = np.log(np.mean(cal >= s))
+                else:  # one nat per nat past the most surprising row
+                    expected[k, i, d] = np.log(np.mean(cal >= cal.max())) - (
+                        s - cal.max()
+                    )
+    assert_allclose(
+        detector.score_samples(rows), expected.mean(axis=0).sum(axis=1), rtol=1e-10
+    )
+    assert np.all(detector.score_samples(normal) <= 0)
+
+
+def test_calibrated_score_is_monotone_in_the_density_and_extremes_score_lowest():
+    normal, _ = _correlated_normal_and_anomalies(n_normal=400)
+    density = _small_density(distribution="gaussian", ordering="natural")
+    detector = MADEOutlierDetector(density, random_state=0).fit(normal)
+    # Feature 0 and 2 fixed: only p(x_1 | x_0) changes along the line.
+    line = np.column_stack([np.zeros(200), np.linspace(-12, 12, 200), np.zeros(200)])
+    log_density = detector.density_.score_samples(line)
+    scores = detector.score_samples(line)
+    order = np.argsort(-log_density)
+    assert np.all(np.diff(scores[order]) <= 1e-12)  # less likely: more abnormal
+    assert np.isfinite(scores).all()
+    # Values far beyond the training range score below every training row.
+    far = normal[:5].copy()
+    far[:, 1] = normal[:, 1].max() + 10 * normal[:, 1].std()
+    assert detector.score_samples(far).max() < detector.score_samples(normal).min()
+
+
+def test_calibration_fraction_holds_rows_out_of_the_density():
+    normal, anomalies = _correlated_normal_and_anomalies(n_normal=400)
+
+    class Spy(KernelDensity):
+        def fit(self, X, y=None, sample_weight=None):
+            self.n_fit_ = len(X)
+            return super().fit(X, y, sample_weight)
+
+    held_out = MADEOutlierDetector(
+        Spy(bandwidth=0.3), calibration_fraction=0.25, random_state=0
+    ).fit(normal)
+    assert held_out.density_.n_fit_ == 300
+    in_sample = MADEOutlierDetector(Spy(bandwidth=0.3), random_state=0).fit(normal)
+    assert in_sample.density_.n_fit_ == 400
+    # Without per-feature conditionals the log-likelihood is calibrated: the same
+    # ranking as the density's, as long as rows stay within the calibration range.
+    rows = normal[:50]
+    assert_array_equal(
+        np.argsort(in_sample.score_samples(rows)),
+        np.argsort(in_sample.density_.score_samples(rows)),
+    )
+    assert np.all(held_out.score_samples(anomalies) <= 0)
+    with pytest.raises(ValueError, match="calibration_fraction"):
+        MADEOutlierDetector(calibration_fraction=1.5).fit(normal)
+
+
+def test_likelihood_statistic_scores_by_the_density():
+    normal, anomalies = _correlated_normal_and_anomalies(n_normal=300)
+    detector = MADEOutlierDetector(
+        _small_density(), statistic="likelihood", random_state=0
+    ).fit(normal)
+    assert not hasattr(detector, "calibration_")
+    assert_allclose(
+        detector.score_samples(anomalies), detector.density_.score_samples(anomalies)
+    )
+    assert_allclose(
+        detector.score_features(anomalies),
+        detector.density_.score_features(anomalies) - detector.feature_offsets_,
+    )
