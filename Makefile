@@ -75,10 +75,14 @@ bench: $(STAMP)
 	$(PY) -m benchmarks.sampling
 	$(PY) -m benchmarks.peers
 
-# Quality benchmarks: ADBench (about 5 minutes) and binarized MNIST (up to 30 minutes
+# Quality benchmarks: ADBench dev and test suites and the fit-time check (about
+# 15 minutes) and binarized MNIST (up to 30 minutes
 # per configuration; choose with CONFIGS="1x500-1mask ...").
 bench-anomaly: $(STAMP)
+	$(PY) -m pip install -c constraints.txt -e ".[bench]"
+	$(PY) -m benchmarks.anomaly --suite dev
 	$(PY) -m benchmarks.anomaly
+	$(PY) -m benchmarks.anomaly --fit-time
 
 bench-continuous: $(STAMP)
 	$(PY) -m pip install -c constraints.txt -e ".[bench]"
