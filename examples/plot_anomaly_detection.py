@@ -3,10 +3,12 @@ Anomaly detection, and which features make a row anomalous
 ===========================================================
 
 :class:`skmade.MADEOutlierDetector` fits a density to mostly normal rows and scores
-new rows by their log-likelihood: the less likely, the more abnormal. Its
-``score_features`` splits a row's score into one contribution per feature (the
-autoregressive conditionals, relative to their typical value on the training rows),
-which says where to look.
+new rows by how surprising each feature is given the others: each autoregressive
+conditional ``p(x_d | x_<d)`` becomes a tail probability among the training rows,
+and a row's score is the sum of their logarithms (the lower, the more abnormal). Its
+``score_features`` splits a row's score into those per-feature terms (relative to
+their typical value on the training rows), which says where to look. With
+``statistic='likelihood'`` the score is the density's log-likelihood instead.
 
 The table: scikit-learn's breast-cancer measurements (30 continuous features of cell
 nuclei). The detector is fitted on benign tumours only; the test rows mix held-out
@@ -46,7 +48,7 @@ print(
 )
 
 # %%
-# The three least likely test rows, explained: the features whose contributions
+# The three most abnormal test rows, explained: the features whose contributions
 # are most negative are the ones the density finds out of place given the others.
 
 top = np.argsort(scores)[:3]
@@ -58,8 +60,8 @@ for ax, row, values in zip(axes, top, contributions, strict=True):
     ax.barh(names[worst], values[worst], color=colours)
     ax.axvline(0, color="black", linewidth=0.8)
     kind = "malignant" if is_anomaly[row] else "benign"
-    ax.set_title(f"test row {row} ({kind})\nlog p = {scores[row]:.1f}", fontsize=10)
-    ax.set_xlabel("contribution to log p (nats)")
+    ax.set_title(f"test row {row} ({kind})\nscore = {scores[row]:.1f}", fontsize=10)
+    ax.set_xlabel("log p-value, relative to a typical row")
     ax.tick_params(axis="y", labelsize=8)
-fig.suptitle("score_features: the 8 most abnormal features of the 3 least likely rows")
+fig.suptitle("score_features: the 8 most abnormal features of the 3 most abnormal rows")
 plt.show()
