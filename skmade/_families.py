@@ -416,6 +416,25 @@ class Table:
             self.groups.append(
                 (family, torch.from_numpy(columns), torch.from_numpy(out_index))
             )
+        # log_prob gathers every group's parameters with one index (one backward
+        # scatter, not one per group) and puts the columns back in place with one
+        # more: per-group indexing cost more than the network at batch 100.
+        self._param_order = torch.cat([idx.reshape(-1) for _, _, idx in self.groups])
+        self._params_in_order = bool(
+            torch.equal(self._param_order, torch.arange(self._param_order.numel()))
+        )
+        self._group_spans = []
+        start = 0
+        for _, columns, out_index in self.groups:
+            stop = start + out_index.numel()
+            whole = columns.numel() == len(self.kinds)  # one group, columns in order
+            self._group_spans.append((start, stop, out_index.shape, whole))
+            start = stop
+        column_order = torch.cat([columns for _, columns, _ in self.groups])
+        self._column_inverse = torch.argsort(column_order)
+        self._columns_in_order = bool(
+            torch.equal(column_order, torch.arange(len(self.kinds)))
+        )
         self._onehot = torch.from_numpy(
             np.array([k == "categorical" for k in self.kinds])
         )
@@ -453,12 +472,21 @@ class Table:
         self, params: Tensor, x: Tensor, dtype: torch.dtype | None = None
     ) -> Tensor:
         """``log p(x_d | x_<d)`` per column ``(n, D)`` from flat outputs."""
-        out = x.new_empty(x.shape, dtype=dtype or params.dtype)
-        for family, columns, out_index in self.groups:
-            columns = columns.to(x.device)
-            group_params = params[:, out_index.to(x.device)]
-            out[:, columns] = family.log_prob(group_params, x[:, columns], dtype)
-        return out
+        device = x.device
+        gathered = params
+        if not self._params_in_order:
+            gathered = params[:, self._param_order.to(device)]
+        parts = []
+        for (family, columns, _), (start, stop, shape, whole) in zip(
+            self.groups, self._group_spans, strict=True
+        ):
+            group_params = gathered[:, start:stop].reshape(-1, *shape)
+            group_x = x if whole else x[:, columns.to(device)]
+            parts.append(family.log_prob(group_params, group_x, dtype))
+        out = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
+        if not self._columns_in_order:
+            out = out[:, self._column_inverse.to(device)]
+        return out.to(dtype or params.dtype)
 
     def noise(self, shape: tuple[int, int], generator: torch.Generator) -> Tensor:
         """Uniforms, turned into standard normals for single-Gaussian columns."""
