@@ -1,9 +1,10 @@
 import pickle
+import warnings
 
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
-from sklearn.exceptions import NotFittedError
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.metrics import roc_auc_score
 from sklearn.mixture import GaussianMixture
 from sklearn.model_selection import GridSearchCV
@@ -89,6 +90,26 @@ def test_default_density_and_random_state():
     assert isinstance(a.density_, MADEDensity)
     assert a.density is None  # the parameter is left as given
     assert_array_equal(a.score_samples(anomalies), b.score_samples(anomalies))
+
+
+def test_default_density_trains_for_a_step_budget(monkeypatch):
+    # A small budget, so that the fit stops at it: 2,000 rows, 10% held out for
+    # early stopping, batches of 100, so 18 steps per epoch and 3 epochs for 50.
+    import skmade._outlier
+
+    monkeypatch.setattr(skmade._outlier, "_DEFAULT_STEPS", 50)
+    normal, _ = _correlated_normal_and_anomalies(n_normal=2000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # stopping at the budget is not a warning
+        detector = MADEOutlierDetector(random_state=0).fit(normal)
+    assert detector.density_.max_iter == 3
+    assert detector.density_.n_iter_ == 3
+    assert detector.density is None
+    # A density the user passes trains, and warns, as it is set.
+    explicit = MADEOutlierDetector._default_density(0).set_params(max_iter=2)
+    with pytest.warns(ConvergenceWarning, match="max_iter=2"):
+        fitted = MADEOutlierDetector(explicit).fit(normal)
+    assert fitted.density_.max_iter == 2
 
 
 def test_grid_search_tunes_the_density():
