@@ -10,7 +10,7 @@ import torch
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from ._base import TRAINING_CONSTRAINTS, TorchDensity, count, row_blocks
+from ._base import TorchDensity, row_blocks
 from ._columns import ColumnCodec, infer_kinds
 from ._dask import lazy_rows
 from ._families import (
@@ -29,6 +29,7 @@ from ._gaussian import (
 )
 from ._masks import check_orderings, make_degrees, make_orderings
 from ._nn import MADE
+from ._params import TRAINING_CONSTRAINTS, count
 from ._sampling import sample_incremental
 
 # Early stopping monitors the mixture of at most this many masks: scoring all of a

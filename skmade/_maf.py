@@ -6,11 +6,12 @@ import numpy as np
 import torch
 from sklearn.utils._param_validation import StrOptions
 
-from ._base import TRAINING_CONSTRAINTS, TorchDensity, count
+from ._base import TorchDensity
 from ._families import Gaussian, MixtureOfGaussians
 from ._flows import MAF, FlowOutput
 from ._masks import make_degrees
 from ._nn import MADE
+from ._params import TRAINING_CONSTRAINTS, count
 from ._stream import as_float32_tensor
 
 

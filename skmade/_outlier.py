@@ -20,7 +20,6 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from ._base import _AUTO_BATCH
 from ._calibration import MAX_CALIBRATION_ROWS, SurpriseCalibration
 from ._columns import _is_categorical_dtype, _is_frame
 from ._dask import (
@@ -30,6 +29,7 @@ from ._dask import (
     set_stream_features,
 )
 from ._density import MADEDensity
+from ._training import AUTO_BATCH
 from ._utils import restore_on_error, weighted_quantile
 
 # contamination='auto' flags the rows less likely than 99% of the training rows.
@@ -44,7 +44,7 @@ _DEFAULT_MAX_ITER = 300
 
 def _epoch_budget(n_samples, density):
     """Epochs of ``density`` (batch and validation split as set) in the step budget."""
-    batch_size = density.batch_size if density.batch_size != "auto" else _AUTO_BATCH
+    batch_size = density.batch_size if density.batch_size != "auto" else AUTO_BATCH
     n_train = (1 - density.validation_fraction) * n_samples
     steps_per_epoch = max(1, math.ceil(n_train / batch_size))
     return int(

@@ -21,7 +21,7 @@ from sklearn.model_selection import GridSearchCV, train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from skmade import MADEDensity, MADEOutlierDetector
+from skmade import MADEDensity, MADEOutlierDetector, _training
 from skmade import _base as base
 from skmade._nn import zero_vanishing
 
@@ -1112,7 +1112,7 @@ def test_weights_decaying_to_zero_never_become_subnormal(monkeypatch):
 
     swept = fast_made(**params).fit(X)
     assert subnormal(swept) == 0
-    monkeypatch.setattr(base, "_SWEEP_STEPS", 10**9)
+    monkeypatch.setattr(_training, "_SWEEP_STEPS", 10**9)
     assert subnormal(fast_made(**params).fit(X)) > 0
 
 

@@ -264,7 +264,7 @@ def test_tiny_tables_give_sane_held_out_log_densities(name):
 def test_clear_gain_is_a_one_sided_paired_t_test():
     from scipy import stats
 
-    from skmade._base import clear_gain
+    from skmade._training import clear_gain
 
     rng = np.random.RandomState(0)
     ones = np.ones(20)
