@@ -12,56 +12,26 @@ from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._base import TorchDensity, row_blocks
 from ._columns import ColumnCodec, infer_kinds
+from ._conditional import ConditionalMixin
 from ._dask import lazy_rows
 from ._families import (
     Bernoulli,
     Gaussian,
     MixtureOfGaussians,
     Table,
-    gaussian_log_likelihood,
-    linear_gaussian,
-)
-from ._gaussian import (
-    GaussianBase,
-    gaussian_em,
-    indicator_gain,
-    marginal_log_likelihood,
 )
 from ._masks import check_orderings, make_degrees, make_orderings
 from ._nn import MADE
 from ._params import TRAINING_CONSTRAINTS, count
 from ._sampling import sample_incremental
+from ._start import GaussianStartMixin
 
 # Early stopping monitors the mixture of at most this many masks: scoring all of a
 # large ensemble after every epoch would cost more than the epoch's training.
 _VALIDATION_MASKS = 8
-# The Gaussian start: ridge on the standardized covariance's diagonal, and the factor
-# on the hidden path's output weights.
-_START_RIDGE = 1e-3
-_START_HIDDEN_SCALE = 0.1
-# Most continuous columns under a Gaussian base (allow_missing).
-_GAUSSIAN_BASE_MAX = 128
-# Orderings whose mixture answers a completion (MADEImputer's conditional means).
-_COMPLETION_ORDERINGS = 16
 
 
-def _indicators(Z, continuous, discrete, sizes) -> np.ndarray:
-    """The Gaussian base's dimensions of model values Z: the continuous columns,
-    then each discrete column (binary: itself; categorical: its one-hot
-    indicators), NaN where the column is missing."""
-    blocks = [Z[:, continuous]]
-    for d, k in zip(discrete, sizes, strict=True):
-        values = Z[:, d]
-        block = (
-            values[:, None]
-            if k == 1
-            else (values[:, None] == np.arange(k)[None, :]).astype(float)
-        )
-        blocks.append(np.where(np.isnan(values)[:, None], np.nan, block))
-    return np.concatenate(blocks, axis=1)
-
-
-class MADEDensity(TorchDensity):
+class MADEDensity(ConditionalMixin, GaussianStartMixin, TorchDensity):
     """Density estimation with MADE, a masked autoregressive neural network.
 
     MADE (Germain et al., 2015) masks the weights of a feed-forward network so that
@@ -531,161 +501,6 @@ class MADEDensity(TorchDensity):
         self.orderings_ = orderings
         return module
 
-    def _gaussian_base(
-        self, module, family, Z, weights, Z_val, weights_val, rng
-    ) -> None:
-        """Put a Gaussian's exact conditionals under the outputs.
-
-        With ``allow_missing`` the network predicts each column from any subset of
-        the others; a full-covariance Gaussian over the continuous columns, the
-        binary ones and the one-hot indicators of the categorical ones, fitted by EM
-        to the incomplete rows, gives the exact conditional for every subset, and
-        the network's outputs are offsets from it (see ``skmade._gaussian``: a
-        continuous column's mean and log-scale, a binary column's or a category's
-        logit by a trained slope times the conditional mean's departure from the
-        overall mean). A categorical column stays in the Gaussian only if, on the
-        validation rows, those linear logits predict it better than its shares do by
-        more than two standard errors (:func:`indicator_gain`); its dimensions are
-        otherwise marginalized out (dropped from the mean and covariance). Training
-        starts at the Gaussian: component means spread around its mean by half of
-        the column's scale given all other columns, component scales shrunk so that
-        the mixture keeps its variance, the hidden path's output weights small and
-        the direct weights of those outputs at zero. As for the Gaussian start of a
-        fixed ordering, the validation rows choose between the covariance shrunk as
-        OAS does and the plain one (without any, the shrunk one, and no categorical
-        column). Used for 2 to ``_GAUSSIAN_BASE_MAX`` dimensions (a Cholesky factor
-        per row and step costs the cube of their number).
-        """
-        kinds = np.asarray(self.column_distributions_)
-        continuous = np.flatnonzero(kinds == "gaussian")
-        discrete = np.flatnonzero(kinds != "gaussian")
-        if isinstance(family, Table):
-            in_starts, out_starts, stride = family.in_starts, family.out_starts, 1
-            sizes = [
-                family.sizes[d] if kinds[d] == "categorical" else 1 for d in discrete
-            ]
-            C = (
-                getattr(family.families[continuous[0]], "n_components", 1)
-                if continuous.size
-                else 1
-            )
-        else:
-            in_starts = out_starts = np.arange(Z.shape[1] + 1)
-            stride = Z.shape[1]
-            sizes = [1] * discrete.size
-            C = getattr(family, "n_components", 1)
-        variables = np.concatenate(
-            [continuous, *[np.full(k, d) for d, k in zip(discrete, sizes, strict=True)]]
-        ).astype(np.int64)
-        if not 2 <= variables.size <= _GAUSSIAN_BASE_MAX:
-            return
-        units = np.concatenate(
-            [np.zeros(continuous.size, np.int64), *[np.arange(k) for k in sizes]]
-        )
-        E = _indicators(Z, continuous, discrete, sizes)
-        E_val = _indicators(Z_val, continuous, discrete, sizes)
-        fitted = gaussian_em(E, weights, _START_RIDGE, rng)
-        if fitted is None:
-            return
-        if E_val.shape[0]:
-            plain = gaussian_em(E, weights, _START_RIDGE, rng, False)
-            if plain is not None:
-                scores = [
-                    np.average(
-                        marginal_log_likelihood(*candidate, E_val),
-                        weights=weights_val if weights_val.sum() > 0 else None,
-                    )
-                    for candidate in (fitted, plain)
-                ]
-                if scores[1] > scores[0]:
-                    fitted = plain
-        mean, cov = fitted
-        # Starting slopes: the logit's first-order expansion 1 / (p (1 - p)).
-        slope = 1.0 / (np.clip(mean, 0.01, 0.99) * (1.0 - np.clip(mean, 0.01, 0.99)))
-        keep = np.ones(variables.size, bool)
-        for d in discrete[[kinds[d] == "categorical" for d in discrete]]:
-            dims = np.flatnonzero(variables == d)
-            gain = indicator_gain(mean, cov, E_val, dims, slope[dims])
-            # Kept when the mean gain is more than two standard errors above 0.
-            keep[dims] = gain.size > 1 and gain.mean() > 2 * gain.std(ddof=1) / np.sqrt(
-                gain.size
-            )
-        variables, units, slope = variables[keep], units[keep], slope[keep]
-        mean, cov = mean[keep], cov[np.ix_(keep, keep)]
-        if variables.size < 2:
-            return
-        in_units = in_starts[variables] + units
-        n_continuous = continuous.size
-        logit_units = (out_starts[variables] + units)[n_continuous:]
-        slope = slope[n_continuous:]
-        first_mean, first_raw = (0, 1) if C == 1 else (C, 2 * C)
-        offsets = stride * np.arange(C)
-        starts = out_starts[continuous][:, None]
-        mean_units = starts + stride * first_mean + offsets
-        scale_units = starts + stride * first_raw + offsets
-        spread = np.arange(C) - (C - 1) / 2
-        if C > 1:  # in units of the scale given all other columns; variance 0.25
-            spread = 0.5 * spread / spread.std()
-        given_rest = 1.0 / np.sqrt(np.diag(np.linalg.inv(cov)))[:n_continuous]
-        n_params = 3 * C if C > 1 else 2
-        continuous_units = np.concatenate(
-            [out_starts[continuous] + stride * p for p in range(n_params)]
-        ).astype(np.int64)
-        output = module.layers[-1]
-        with torch.no_grad():
-            based = np.concatenate([continuous_units, logit_units])
-            output.weight[based] *= _START_HIDDEN_SCALE
-            if module.direct is not None:
-                module.direct.weight[based] = 0.0
-            if n_continuous:
-                output.bias[continuous_units] = 0.0
-                output.bias[mean_units] = torch.as_tensor(
-                    given_rest[:, None] * spread[None, :], dtype=output.bias.dtype
-                )
-                output.bias[scale_units] = 0.5 * math.log(1.0 - spread.var())
-        module.set_gaussian(
-            GaussianBase(
-                torch.from_numpy(mean),
-                torch.from_numpy(cov),
-                torch.from_numpy(variables),
-                torch.from_numpy(in_units.astype(np.int64)),
-                torch.from_numpy(mean_units.astype(np.int64)),
-                torch.from_numpy(scale_units.astype(np.int64)),
-                n_outputs=output.out_features,
-                logit_units=torch.from_numpy(logit_units.astype(np.int64)),
-                slope=torch.from_numpy(slope),
-            )
-        )
-
-    def _complete_for_start(self, Z: np.ndarray) -> np.ndarray:
-        """Z with missing entries filled for the starting biases only: each column's
-        most frequent value (discrete columns) or median (continuous ones)."""
-        missing = np.isnan(Z)
-        if not missing.any():
-            return Z
-        Z = Z.copy()
-        for j, kind in enumerate(self.column_distributions_):
-            observed = Z[~missing[:, j], j]
-            if observed.size == 0:
-                fill = 0.0
-            elif kind == "gaussian":
-                fill = float(np.median(observed))
-            else:
-                values, counts = np.unique(observed, return_counts=True)
-                fill = float(values[np.argmax(counts)])
-            Z[missing[:, j], j] = fill
-        return Z
-
-    # ------------------------------------------------------------------ any order
-
-    @staticmethod
-    def _observed_first(module, k: int, missing: torch.Tensor) -> torch.Tensor:
-        """Positions ``(n, D)`` of mask ``k``'s ordering rearranged per row so that
-        the observed variables come first, each group in the mask's order."""
-        n_features = missing.shape[1]
-        keys = module.variable_degrees[k][None, :] + n_features * missing.long()
-        return keys.argsort(dim=1).argsort(dim=1) + 1
-
     def _batch_log_prob(self, module, family, x, k, weights, generator):
         if not self.allow_missing:
             return super()._batch_log_prob(module, family, x, k, weights, generator)
@@ -702,79 +517,6 @@ class MADEDensity(TorchDensity):
         if not self.allow_missing:
             return super()._start_log_prob(module, family, x)
         return self._per_mask_log_prob(module, x, 1)[0]
-
-    def _linear_gaussian_start(
-        self, module, family, Z, weights, n_rows, Z_val, weights_val
-    ) -> None:
-        """Start the continuous conditionals at the full-covariance Gaussian.
-
-        With direct connections and one shared ordering, the direct path can hold the
-        Gaussian's conditionals exactly: a linear mean in the earlier continuous
-        columns and a constant scale (computed in closed form by
-        :func:`linear_gaussian`). Mixture components start around that mean (spread
-        by half a residual scale, their own scales shrunk so that the mixture keeps
-        its variance) and the hidden path's output weights start small, so training
-        begins from the model that GaussianMixture with one component would fit.
-        """
-        orderings = module.orderings.numpy()
-        kinds = np.asarray(self.column_distributions_)
-        if module.direct is None or not (orderings == orderings[0]).all():
-            return
-        order = np.array([d for d in orderings[0] if kinds[d] == "gaussian"])
-        if order.size == 0:
-            return
-        # Two candidates: the sample covariance, and the same shrunk as OAS does
-        # (safe on fewer rows than columns, harmful on strongly collinear ones).
-        # The validation rows choose; without any, the shrunk one is the safe one.
-        start = linear_gaussian(Z, weights, order, _START_RIDGE, n_rows)
-        if Z_val.shape[0] and start is not None:
-            plain = linear_gaussian(Z, weights, order, _START_RIDGE)
-            if plain is not None:
-                scores = [
-                    np.average(
-                        gaussian_log_likelihood(candidate, Z_val[:, order]),
-                        weights=weights_val if weights_val.sum() > 0 else None,
-                    )
-                    for candidate in (start, plain)
-                ]
-                if scores[1] > scores[0]:
-                    start = plain
-        if start is None:  # no finite covariance (extreme values): keep the default
-            return
-        coef, intercept, scale = start
-        n_features = Z.shape[1]
-        if isinstance(family, Table):
-            families = family.families
-            in_units = family.in_starts[order]
-            out_starts = family.out_starts
-            stride = 1
-        else:
-            families = [family] * n_features
-            in_units = order
-            out_starts = np.arange(n_features)
-            stride = n_features
-        direct, output = module.direct.weight, module.layers[-1]
-        with torch.no_grad():
-            for i, d in enumerate(order):
-                C = getattr(families[d], "n_components", 1)
-                first_mean, first_raw = (0, 1) if C == 1 else (C, 2 * C)
-                spread = np.arange(C) - (C - 1) / 2
-                if C > 1:  # in residual scales; variance 0.25
-                    spread = 0.5 * spread / spread.std()
-                log_scale = np.log(scale[i] * np.sqrt(1.0 - spread.var()))
-                raw = Gaussian.raw_log_scale(log_scale)
-                units = out_starts[d] + stride * np.arange(families[d].n_params)
-                output.weight[units] *= _START_HIDDEN_SCALE
-                direct[units] = 0.0
-                for c in range(C):
-                    mean_unit = units[first_mean + c]
-                    direct[mean_unit, in_units[:i]] = torch.as_tensor(
-                        coef[i, :i], dtype=direct.dtype
-                    )
-                    output.bias[mean_unit] = float(intercept[i] + scale[i] * spread[c])
-                    output.bias[units[first_raw + c]] = float(raw)
-                    if C > 1:
-                        output.bias[units[c]] = 0.0
 
     def _direct(self, kinds) -> bool:
         if self.direct_connections == "auto":
@@ -1042,163 +784,6 @@ class MADEDensity(TorchDensity):
         observed = ~np.isnan(X)
         drawn[observed] = X[observed]  # exactly as given, not via standardization
         return self._columns_.output(drawn, getattr(self, "feature_names_in_", None))
-
-    def _draw_given(self, module, Z: np.ndarray, rng, device) -> torch.Tensor:
-        """Model values with Z's missing entries drawn from their conditional."""
-        family = self._family()
-        n_eval = self._n_eval_masks()
-        n_rows, n_features = Z.shape
-        # The mask of each row, drawn from its posterior given the observed entries.
-        totals = np.empty((n_eval, n_rows))
-        for start, x, n in row_blocks(Z, device):
-            per_mask = self._per_mask_log_prob(module, x, n_eval).sum(dim=2)
-            totals[:, start : start + n] = per_mask[:, :n].cpu().numpy()
-        posterior = np.exp(totals - totals.max(axis=0))
-        cumulative = np.cumsum(posterior / posterior.sum(axis=0), axis=0)
-        uniforms = rng.random_sample(n_rows)
-        mask_of_row = np.minimum((cumulative < uniforms).sum(axis=0), n_eval - 1)
-        noise = family.noise((n_rows, n_features), self._torch_generator(rng))
-        noise = noise.to(device)
-        missing = torch.as_tensor(np.isnan(Z), device=device)
-        x = torch.as_tensor(np.nan_to_num(Z), dtype=torch.float32, device=device)
-        for k in np.unique(mask_of_row):
-            rows = torch.as_tensor(np.flatnonzero(mask_of_row == k), device=device)
-            positions = self._observed_first(module, int(k), missing[rows])
-            variable_at = positions.argsort(dim=1)  # the variable at each position
-            n_observed = (~missing[rows]).sum(dim=1)
-            for i in range(int(n_observed.min()), n_features):
-                active = n_observed <= i  # rows whose i-th variable is missing
-                if not active.any():
-                    continue
-                active_rows = rows[active]
-                params = module.forward_rows(
-                    family.encode(x[active_rows]), int(k), positions[active]
-                )
-                variables = variable_at[active, i]
-                x[active_rows, variables] = self._draw_variables(
-                    family, params, variables, noise[active_rows]
-                )
-        return x
-
-    @staticmethod
-    def _draw_variables(family, params, variables, noise) -> torch.Tensor:
-        """Row ``n``'s draw of variable ``variables[n]`` from the network outputs."""
-        noise = noise.gather(1, variables[:, None])[:, 0]
-        if not isinstance(family, Table):
-            index = variables[:, None, None].expand(-1, params.shape[1], 1)
-            return family.draw(params.gather(2, index)[:, :, 0], noise)
-        values = torch.empty_like(noise)
-        for d in variables.unique().tolist():
-            rows = variables == d
-            block = params[rows, family.out_starts[d] : family.out_starts[d + 1]].T
-            values[rows] = family.draw_variable(d, block, noise[rows])
-        return values
-
-    @torch.no_grad()
-    def _complete(self, X: np.ndarray) -> np.ndarray:
-        """Numeric rows with every missing entry set to its conditional mean or mode
-        given the row's observed entries.
-
-        The conditional of one missing variable given the observed ones is one
-        output of the network when the row's ordering puts the observed variables
-        first and every missing variable right after them (all at the same
-        position: each sees the observed ones only), so one pass gives them all.
-        The answer is the mixture over ``_COMPLETION_ORDERINGS`` such orderings
-        (the ``n_eval_masks`` masks, each with random orders of the observed
-        variables), each weighted by its likelihood of the observed entries: the
-        mean, or the mode, of the mixture's conditional. Deterministic.
-        """
-        Z, impossible = self._columns_.scoring_values(X, "error")
-        if impossible is not None:
-            raise ValueError(
-                "X holds continuous values more than 1e15 standard deviations from "
-                "the training mean: the model cannot condition on them."
-            )
-        module = self.module_
-        module.eval()
-        device = next(module.parameters()).device
-        family = self._family()
-        n_eval = self._n_eval_masks()
-        per_mask = -(-_COMPLETION_ORDERINGS // n_eval)
-        generator = torch.Generator().manual_seed(0)
-        filled = np.empty(Z.shape)
-        for start, x, n in row_blocks(Z, device):
-            missing = torch.isnan(x)
-            x = x.masked_fill(missing, 0.0)
-            inputs = family.encode(x)
-            n_observed = (~missing).sum(dim=1, keepdim=True)
-            log_weights, expected = [], []
-            for k in range(n_eval):
-                for r in range(per_mask):
-                    if r == 0:  # the mask's own order of the observed variables
-                        positions = self._observed_first(module, k, missing)
-                    else:  # one random order for all rows: a row's answer does
-                        # not depend on the rows beside it (blocks, dask chunks)
-                        keys = torch.rand(1, x.shape[1], generator=generator)
-                        positions = (keys.to(device) + missing).argsort(1).argsort(1)
-                        positions = positions + 1
-                    positions = torch.where(missing, n_observed + 1, positions)
-                    params = module.forward_rows(inputs, k, positions)
-                    log_prob = family.log_prob(params, x, dtype=torch.float64)
-                    log_weights.append(log_prob.masked_fill(missing, 0.0).sum(dim=1))
-                    expected.append(family.expectation(params).double())
-            weights = torch.softmax(torch.stack(log_weights), dim=0)
-            mixed = (
-                weights.view(*weights.shape, *[1] * (expected[0].dim() - 1))
-                * torch.stack(expected)
-            ).sum(dim=0)
-            filled[start : start + n] = family.point(mixed)[:n].cpu().numpy()
-        filled = self._columns_.from_internal(filled)
-        observed = ~np.isnan(X)
-        filled[observed] = X[observed]
-        return filled
-
-    @torch.no_grad()
-    def _conditional_log_likelihood(
-        self, X, missing: np.ndarray, unknown: str = "error"
-    ) -> np.ndarray:
-        """``log p(x_M | x_O)`` of complete rows X, M the entries where ``missing``.
-
-        Under the mixture that scores rows with missing entries (each mask rearranged
-        to put the observed entries first): ``log sum_k p_k(x) - log sum_k
-        p_k(x_O)``, in the user's units (the standardization's Jacobian of the
-        missing continuous entries included). 0 for a row with nothing missing.
-        With ``unknown='ignore'``, rows with values the model gives no probability
-        (a category never seen in training) get ``-inf`` instead of an error.
-        """
-        X = self._read_input(X)
-        Z, impossible = self._columns_.scoring_values(X, unknown)
-        if np.isnan(Z).any():
-            raise ValueError("X must be complete: NaN marks nothing here.")
-        module = self.module_
-        module.eval()
-        family = self._family()
-        device = next(module.parameters()).device
-        n_eval = self._n_eval_masks()
-        out = np.empty(Z.shape[0])
-        holes = np.where(missing, np.nan, 0.0)
-        for (start, x, n), (_, hole, _) in zip(
-            row_blocks(Z, device), row_blocks(holes, device), strict=True
-        ):
-            miss = torch.isnan(hole)
-            inputs = family.encode(x)
-            joint, observed = [], []
-            for k in range(n_eval):
-                positions = self._observed_first(module, k, miss)
-                params = module.forward_rows(inputs, k, positions)
-                log_prob = family.log_prob(params, x, dtype=torch.float64)
-                joint.append(log_prob.sum(dim=1))
-                observed.append(log_prob.masked_fill(miss, 0.0).sum(dim=1))
-            value = torch.logsumexp(torch.stack(joint), 0) - torch.logsumexp(
-                torch.stack(observed), 0
-            )
-            out[start : start + n] = value[:n].cpu().numpy()
-        jacobian = self._columns_.feature_log_jacobian()
-        if jacobian is not None:
-            out += np.asarray(missing, dtype=float) @ jacobian
-        if impossible is not None:
-            out[impossible.any(axis=1)] = -np.inf
-        return out
 
     def _draw(self, module, n_samples, rng, device):
         family = self._family()

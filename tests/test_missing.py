@@ -393,7 +393,7 @@ def test_a_failed_fit_of_an_any_order_model_changes_nothing(monkeypatch):
     # The Gaussian base (its buffers and the trained binary slopes) is part of the
     # model: a fit that fails in the EM fit, in training, or by an interrupt of
     # partial_fit leaves the fitted model exactly as it was.
-    import skmade._density as density_module
+    import skmade._start as start_module
 
     rng = np.random.RandomState(0)
     X = np.column_stack([_correlated_gaussian(300)[:, :2], rng.rand(300) < 0.4])
@@ -407,7 +407,7 @@ def test_a_failed_fit_of_an_any_order_model_changes_nothing(monkeypatch):
     def broken(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(density_module, "gaussian_em", broken)
+    monkeypatch.setattr(start_module, "gaussian_em", broken)
     with pytest.raises(KeyboardInterrupt):
         est.fit(X[::-1])
     monkeypatch.undo()

@@ -11,7 +11,7 @@ from scipy.stats import multivariate_normal
 from sklearn.covariance import oas
 from sklearn.mixture import GaussianMixture
 
-import skmade._density
+import skmade._start
 from skmade import MADEDensity
 from skmade._families import linear_gaussian
 
@@ -179,7 +179,7 @@ def test_continuous_columns_start_at_the_full_gaussian(monkeypatch, mixed):
     # With the hidden path's output weights zeroed (instead of shrunk), the model
     # before training is exactly the Gaussian of the (standardized) training rows;
     # a categorical column does not enter the continuous columns' conditionals.
-    monkeypatch.setattr(skmade._density, "_START_HIDDEN_SCALE", 0.0)
+    monkeypatch.setattr(skmade._start, "_START_HIDDEN_SCALE", 0.0)
     X, _ = _weighted_gaussian_data(300, 4, seed=1)
     continuous = np.arange(4)
     if mixed:
