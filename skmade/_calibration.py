@@ -87,8 +87,10 @@ class SurpriseCalibration:
             log_p = -np.maximum(s, 0.0)
             return np.where(missing, 0.0, log_p)
         beyond = s - values[-1]
-        # Past the largest value, the weight at it; the tail takes over from there.
-        position = np.minimum(np.searchsorted(values, s, side="left"), values.size - 1)
+        # Past the largest value, the weight at it (all its ties: repeated rows count
+        # as a weight does); the tail takes over from there.
+        last = np.searchsorted(values, values[-1], side="left")
+        position = np.minimum(np.searchsorted(values, s, side="left"), last)
         with np.errstate(invalid="ignore"):
             log_p = np.log(tails[position] / total)
             log_p = np.where(beyond > 0, log_p - beyond, log_p)

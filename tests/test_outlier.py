@@ -450,3 +450,19 @@ def test_likelihood_statistic_scores_by_the_density():
         detector.score_features(anomalies),
         detector.density_.score_features(anomalies) - detector.feature_offsets_,
     )
+
+
+def test_calibration_weights_act_as_repeated_rows_in_and_beyond_its_range():
+    from skmade._calibration import SurpriseCalibration
+
+    rng = np.random.RandomState(0)
+    surprises = rng.rand(2, 12, 3)
+    weights = rng.randint(0, 4, 12).astype(float)
+    weights[np.argmax(surprises[0, :, 0])] = 3  # the largest value, repeated
+    weighted = SurpriseCalibration(surprises, weights)
+    repeated = SurpriseCalibration(
+        np.repeat(surprises, weights.astype(int), axis=1),
+        np.ones(int(weights.sum())),
+    )
+    new = np.concatenate([surprises, surprises + 0.5, rng.rand(2, 20, 3) * 3], axis=1)
+    assert_allclose(weighted.log_pvalues(new), repeated.log_pvalues(new))
