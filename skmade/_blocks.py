@@ -91,11 +91,78 @@ def plan_blocks(prefix: Tensor, n_inputs: int) -> Blocks:
     return Blocks(tuple(parts))
 
 
+@dataclass(frozen=True)
+class Layout:
+    """Where a layer's weight lies in the sorted layout: the sorting of its output
+    units (``rows``) and of its inputs (``cols``), None where already sorted, the
+    inverse sortings that put gradients back, and ``holes``: the rows and columns
+    (sorted layout) inside the blocks' rectangles that the mask leaves out, whose
+    gradient is zeroed so that the weight's gradient comes back masked."""
+
+    rows: Tensor | None = None
+    cols: Tensor | None = None
+    inverse_rows: Tensor | None = None
+    inverse_cols: Tensor | None = None
+    holes: tuple[Tensor, Tensor] | None = None
+
+    @classmethod
+    def of(
+        cls,
+        rows: Tensor | None,
+        cols: Tensor | None,
+        blocks: Blocks | None = None,
+        prefix: Tensor | None = None,
+    ) -> Layout:
+        """The layout of a layer sorted by ``rows`` and ``cols``; with ``blocks``
+        and the sorted outputs' ``prefix`` (:func:`seen_prefix`), its holes."""
+
+        def inverse(order):
+            return None if order is None else torch.argsort(order)
+
+        holes = None
+        if blocks is not None:
+            holes = _holes(blocks, prefix.cpu(), prefix.device)
+        return cls(rows, cols, inverse(rows), inverse(cols), holes)
+
+
+def _holes(blocks: Blocks, prefix: Tensor, device) -> tuple[Tensor, Tensor]:
+    """Rows and columns ``(j, i)`` with ``prefix[j] <= i < width`` of the block
+    holding output ``j``: inside the products, outside the mask."""
+    width = torch.zeros(len(prefix), dtype=torch.long)
+    for first, end, w in blocks.parts:
+        width[first:end] = w
+    count = (width - prefix).clamp_min(0)
+    rows = torch.repeat_interleave(torch.arange(len(prefix)), count)
+    start = torch.repeat_interleave(torch.cumsum(count, 0) - count, count)
+    cols = prefix[rows] + torch.arange(len(rows)) - start
+    return rows.to(device), cols.to(device)
+
+
+_SORTED = Layout()
+
+
+def _permute(t: Tensor, rows: Tensor | None, cols: Tensor | None) -> Tensor:
+    if rows is not None:
+        t = t.index_select(0, rows)
+    if cols is not None and t.dim() > 1:
+        t = t.index_select(1, cols)
+    return t
+
+
 class _BlockLinear(torch.autograd.Function):
-    """``x @ weight.T + bias`` computed over degree blocks, forward and backward."""
+    """``x @ W.T + b`` over degree blocks, forward and backward, for a weight
+    given in its own layout: ``W = (weight * mask)`` sorted by ``layout``.
+
+    Sorting inside the function (rather than with tracked ``index_select``) lets
+    the backward pass write the weight's gradient once, in the parameter's layout:
+    no zero-filled buffer to scatter into and no extra copy per training step.
+    """
 
     @staticmethod
-    def forward(ctx, x, weight, bias, blocks):
+    def forward(ctx, x, weight, bias, mask, blocks, layout):
+        if mask is not None:
+            weight = weight * mask
+        weight = _permute(weight, layout.rows, layout.cols)
         n = x.shape[0]
         out = x.new_empty(n, weight.shape[0])
         for first, end, width in blocks.parts:
@@ -105,24 +172,19 @@ class _BlockLinear(torch.autograd.Function):
             else:
                 torch.mm(x[:, :width], weight[first:end, :width].t(), out=target)
         if bias is not None:
-            out += bias
-        ctx.blocks = blocks
-        ctx.save_for_backward(x, weight)
+            out += _permute(bias, layout.rows, None)
+        ctx.blocks, ctx.layout = blocks, layout
+        ctx.save_for_backward(x, weight, mask)
         ctx.has_bias = bias is not None
         return out
 
     @staticmethod
     def backward(ctx, grad_out):
-        x, weight = ctx.saved_tensors
-        blocks = ctx.blocks
+        x, weight, mask = ctx.saved_tensors
+        blocks, layout = ctx.blocks, ctx.layout
         grad_x = grad_weight = grad_bias = None
         if ctx.needs_input_grad[0]:
-            grad_x = torch.zeros_like(x)
-            for first, end, width in blocks.parts:
-                if width:
-                    grad_x[:, :width].addmm_(
-                        grad_out[:, first:end], weight[first:end, :width]
-                    )
+            grad_x = _grad_input(grad_out, weight, blocks, x.shape)
         if ctx.needs_input_grad[1]:
             # Each block writes its rectangle and zeroes the rest of its rows
             # (cheaper than zeroing the whole matrix first: a wide layer's memset
@@ -136,13 +198,49 @@ class _BlockLinear(torch.autograd.Function):
                         out=grad_weight[first:end, :width],
                     )
                 grad_weight[first:end, width:].zero_()
+            if layout.holes is not None:
+                grad_weight.index_put_(layout.holes, grad_weight.new_zeros(()))
+            grad_weight = _permute(
+                grad_weight, layout.inverse_rows, layout.inverse_cols
+            )
+            if mask is not None:
+                grad_weight = grad_weight.mul_(mask)
         if ctx.has_bias and ctx.needs_input_grad[2]:
-            grad_bias = grad_out.sum(dim=0)
-        return grad_x, grad_weight, grad_bias, None
+            grad_bias = _permute(grad_out.sum(dim=0), layout.inverse_rows, None)
+        return grad_x, grad_weight, grad_bias, None, None, None
 
 
-def block_linear(x: Tensor, weight: Tensor, bias: Tensor | None, blocks: Blocks):
-    """``F.linear`` over the degree blocks of a sorted layer (see module docstring).
+def _grad_input(grad_out: Tensor, weight: Tensor, blocks: Blocks, shape) -> Tensor:
+    """``grad_out @ weight`` over the blocks. The widest block (the last: prefixes
+    grow) writes its columns first, so only the columns no block sees are zeroed,
+    not the whole buffer."""
+    grad_x = grad_out.new_empty(shape)
+    parts = [part for part in blocks.parts if part[2]]
+    if not parts:
+        return grad_x.zero_()
+    first, end, width = max(parts, key=lambda part: part[2])
+    torch.mm(grad_out[:, first:end], weight[first:end, :width], out=grad_x[:, :width])
+    grad_x[:, width:].zero_()
+    for part in parts:
+        if part != (first, end, width):
+            f, e, w = part
+            grad_x[:, :w].addmm_(grad_out[:, f:e], weight[f:e, :w])
+    return grad_x
+
+
+def block_linear(
+    x: Tensor,
+    weight: Tensor,
+    bias: Tensor | None,
+    blocks: Blocks,
+    layout: Layout = _SORTED,
+    mask: Tensor | None = None,
+):
+    """``F.linear`` over the degree blocks of a layer (see module docstring).
+
+    ``x`` is in the sorted layout; ``weight`` (times ``mask``, if given) and
+    ``bias`` in the layer's own, sorted by ``layout`` on the way in (their
+    gradients come back in their own layout).
 
     Under ``torch.autocast`` the operands are cast to its dtype first, as
     ``F.linear``'s would be (the casts are tracked, so gradients reach the
@@ -153,6 +251,7 @@ def block_linear(x: Tensor, weight: Tensor, bias: Tensor | None, blocks: Blocks)
         dtype = torch.get_autocast_dtype(device)
         x, weight = x.to(dtype), weight.to(dtype)
         bias = None if bias is None else bias.to(dtype)
+        mask = None if mask is None else mask.to(dtype)
         with torch.autocast(device, enabled=False):
-            return _BlockLinear.apply(x, weight, bias, blocks)
-    return _BlockLinear.apply(x, weight, bias, blocks)
+            return _BlockLinear.apply(x, weight, bias, mask, blocks, layout)
+    return _BlockLinear.apply(x, weight, bias, mask, blocks, layout)

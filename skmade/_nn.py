@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ._blocks import Blocks, block_linear, plan_blocks, seen_prefix
+from ._blocks import _SORTED, Blocks, Layout, block_linear, plan_blocks, seen_prefix
 from ._gaussian import GaussianBase
 
 # Weights below this magnitude are set to zero, with their optimizer state, every
@@ -60,12 +60,14 @@ def connectivity(out_degrees: Tensor, in_degrees: Tensor, strict: bool) -> Tenso
 @dataclass
 class BlockPlan:
     """A mask's layers in the degree-sorted layout: the sorting of every layer's
-    units (None where already sorted), the inverse sorting of the outputs and each
-    masked layer's blocks (as ``MADE.masked_layers``)."""
+    units (None where already sorted), the inverse sorting of the outputs, and
+    each masked layer's blocks and the layout its weight is sorted into (as
+    ``MADE.masked_layers``)."""
 
     orders: list[Tensor | None]
     restore: Tensor | None
     blocks: list[Blocks]
+    layouts: list[Layout]
     min_rows: int
 
 
@@ -73,10 +75,13 @@ def _take(t: Tensor, dim: int, index: Tensor | None) -> Tensor:
     return t if index is None else t.index_select(dim, index)
 
 
-def _linear(x: Tensor, weight: Tensor, bias: Tensor | None, blocks: Blocks) -> Tensor:
-    if blocks.dense:
+def _linear(x: Tensor, layer: tuple, blocks: Blocks) -> Tensor:
+    """A layer of the sorted layout: ``layer`` is ``(weight, bias, mask, layout)``
+    (see ``MADE._sorted_layers``)."""
+    weight, bias, mask, layout = layer
+    if blocks.dense and mask is None and layout is _SORTED:
         return F.linear(x, weight, bias)
-    return block_linear(x, weight, bias, blocks)
+    return block_linear(x, weight, bias, blocks, layout, mask)
 
 
 class MaskedLinear(nn.Module):
@@ -491,13 +496,14 @@ class MADE(nn.Module):
         orders = [
             torch.argsort(self._degrees(i)[k], stable=True) for i in range(n_degrees)
         ]
-        blocks = []
+        blocks, prefixes = [], []
         for _, inp, out, strict in self._wiring():
             prefix = seen_prefix(
                 self._degrees(out)[k][orders[out]],
                 self._degrees(inp)[k][orders[inp]],
                 strict,
             )
+            prefixes.append(prefix)
             blocks.append(plan_blocks(prefix.cpu(), len(orders[inp])))
         # Layers already sorted need no copy.
         orders = [
@@ -518,6 +524,18 @@ class MADE(nn.Module):
                 orders=orders,
                 restore=None if last is None else torch.argsort(last),
                 blocks=blocks,
+                # With one mask the products mask the gradients themselves
+                # (see mask_grads).
+                layouts=[
+                    Layout.of(
+                        orders[out],
+                        orders[inp],
+                        *((b, prefix) if self.premasked else ()),
+                    )
+                    for (_, inp, out, _), b, prefix in zip(
+                        self._wiring(), blocks, prefixes, strict=True
+                    )
+                ],
                 # Below this many rows, copying the weights into the sorted layout
                 # costs more than the blocks save.
                 min_rows=math.ceil(self._COPY_COST * copied / saved),
@@ -557,6 +575,8 @@ class MADE(nn.Module):
         layers = None
         if plan is not None:
             layers = self._sorted_layers(k, masks, plan, x.shape[0])
+        # Whether the products masked the weights' gradients (see mask_grads).
+        self._grads_masked = layers is not None and self.premasked
         if layers is not None:
             h = self._forward_blocks(x, layers, plan)
         else:
@@ -577,56 +597,68 @@ class MADE(nn.Module):
 
     def _sorted_layers(
         self, k: int, masks: list[Tensor] | None, plan: BlockPlan, n_rows: int
-    ) -> list[tuple[Tensor, Tensor | None]] | None:
-        """``(weight, bias)`` of every masked layer of mask ``k`` in the sorted
-        layout, or None when too few rows make the copies not worth it.
+    ) -> list[tuple] | None:
+        """Every masked layer of mask ``k`` for the sorted layout, as ``(weight,
+        bias, mask, layout)``, or None when too few rows make the sorting not worth
+        it.
 
-        For inference (eval mode, no gradients) the copies are kept until the
-        module returns to training mode, loads a state or a parameter's version
-        counter moves (an in-place change; fused optimizers do not move it, but
-        they step in training mode).
+        In training, the parameters themselves with their masks and layouts: the
+        block products sort them on the way in and their gradients on the way out.
+        For inference (eval mode, no gradients) the sorted masked copies are made
+        once and kept until the module returns to training mode, loads a state or
+        a parameter's version counter moves (an in-place change; fused optimizers
+        do not move it, but they step in training mode).
         """
-        cached = not torch.is_grad_enabled() and not self.training
-        if cached:
-            stamp = tuple((p.data_ptr(), p._version) for p in self.parameters())
-            hit = self._sorted_cache.get(k)
-            if hit is not None and hit[0] == stamp:
-                return hit[1]
-        elif n_rows < plan.min_rows:
-            return None
-        orders = plan.orders
         last = len(self.layers) - 1
+        wiring = self._wiring()
+        cached = not torch.is_grad_enabled() and not self.training
+        if not cached:
+            if n_rows < plan.min_rows:
+                return None
+            return [
+                (
+                    layer.weight,
+                    self.layer_bias(i, k) if i <= last else None,
+                    None if masks is None else masks[i],
+                    layout,
+                )
+                for i, ((layer, *_), layout) in enumerate(
+                    zip(wiring, plan.layouts, strict=True)
+                )
+            ]
+        stamp = tuple((p.data_ptr(), p._version) for p in self.parameters())
+        hit = self._sorted_cache.get(k)
+        if hit is not None and hit[0] == stamp:
+            return hit[1]
+        orders = plan.orders
         layers = []
-        for i, (layer, inp, out, _) in enumerate(self._wiring()):
+        for i, (layer, inp, out, _) in enumerate(wiring):
             weight = layer.weight if masks is None else layer.weight * masks[i]
             weight = _take(_take(weight, 0, orders[out]), 1, orders[inp])
             bias = _take(self.layer_bias(i, k), 0, orders[out]) if i <= last else None
-            layers.append((weight, bias))
-        if cached:
-            size = sum(w.numel() for w, _ in layers)
-            held = sum(
-                w.numel() for _, kept in self._sorted_cache.values() for w, _ in kept
-            )
-            if held + size > self._SORTED_CACHE_ELEMENTS:
-                self._sorted_cache.clear()
-            self._sorted_cache[k] = (stamp, layers)
+            layers.append((weight, bias, None, _SORTED))
+        size = sum(w.numel() for w, *_ in layers)
+        held = sum(
+            w.numel() for _, kept in self._sorted_cache.values() for w, *_ in kept
+        )
+        if held + size > self._SORTED_CACHE_ELEMENTS:
+            self._sorted_cache.clear()
+        self._sorted_cache[k] = (stamp, layers)
         return layers
 
     def _forward_blocks(
-        self, x: Tensor, layers: list[tuple[Tensor, Tensor | None]], plan: BlockPlan
+        self, x: Tensor, layers: list[tuple], plan: BlockPlan
     ) -> Tensor:
         """:meth:`forward`'s layers in the degree-sorted layout, block by block."""
         x = _take(x, 1, plan.orders[0])
         h = x
         last = len(self.layers) - 1
-        for i, ((weight, bias), blocks) in enumerate(
-            zip(layers, plan.blocks, strict=True)
-        ):
+        for i, (layer, blocks) in enumerate(zip(layers, plan.blocks, strict=True)):
             if i <= last:
-                h = _linear(h, weight, bias, blocks)
+                h = _linear(h, layer, blocks)
                 h = self._activate(h) if i < last else h
             else:  # direct connections, from the inputs
-                h = h + _linear(x, weight, None, blocks)
+                h = h + _linear(x, layer, blocks)
         return _take(h, 1, plan.restore)
 
     # Row-dependent masks are materialized per row: at most this many elements at a
@@ -750,7 +782,9 @@ class MADE(nn.Module):
         """Finish the weights' gradients after ``backward``: mask, then add the L2 term.
 
         Adds the gradient of ``penalty_scale * penalty(k)``, one fused update per
-        layer (cheaper than differentiating the penalty). Weights outside mask ``k``
+        layer (cheaper than differentiating the penalty). Gradients that the degree
+        blocks already masked (one mask, last forward pass blocked) are not masked
+        again. Weights outside mask ``k``
         get no penalty, so unused weights never decay into slow denormal floats.
         """
         for layer, mask in zip(self.masked_layers, self.trained_masks(k), strict=True):
@@ -758,7 +792,8 @@ class MADE(nn.Module):
                 layer.weight.grad = torch.zeros_like(layer.weight)
             grad = layer.weight.grad
             if self.premasked:
-                grad.mul_(mask)
+                if not getattr(self, "_grads_masked", False):
+                    grad.mul_(mask)
                 if penalty_scale > 0:  # the weight is zero outside the mask already
                     grad.add_(layer.weight, alpha=2.0 * penalty_scale)
             elif penalty_scale > 0:

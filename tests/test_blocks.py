@@ -84,6 +84,58 @@ def test_block_linear_matches_the_masked_product_in_double():
     torch.testing.assert_close(got * mask, want * mask)
 
 
+def test_block_linear_sorts_the_weight_and_masks_its_gradient():
+    # The weight and bias in their own layout, sorted on the way in by a layout;
+    # the gradients come back in the same own layout, masked.
+    gen = torch.Generator().manual_seed(4)
+    out_degrees = torch.randint(1, 30, (40,), generator=gen)
+    in_degrees = torch.randperm(30, generator=gen) + 1
+    rows, cols = torch.argsort(out_degrees), torch.argsort(in_degrees)
+    prefix = seen_prefix(out_degrees[rows], in_degrees[cols], False)
+    blocks = _blocks.Blocks(((0, 13, int(prefix[12])), (13, 40, 30)))
+    mask = (out_degrees[:, None] >= in_degrees[None, :]).double()
+    weight = torch.randn(40, 30, dtype=torch.float64, generator=gen)
+    bias = torch.randn(40, dtype=torch.float64, generator=gen)
+    x = torch.randn(6, 30, dtype=torch.float64, generator=gen)
+    expected = torch.nn.functional.linear(x, weight * mask, bias)[:, rows]
+    for layout, given in (
+        (_blocks.Layout.of(rows, cols), mask),  # masked by the product
+        (_blocks.Layout.of(rows, cols, blocks, prefix), None),  # by its holes
+    ):
+        w = (weight * mask).requires_grad_()
+        b = bias.clone().requires_grad_()
+        out = block_linear(x[:, cols], w, b, blocks, layout, given)
+        torch.testing.assert_close(out, expected)
+        grad_out = torch.randn(out.shape, dtype=torch.float64, generator=gen)
+        grad_w, grad_b = torch.autograd.grad(out, (w, b), grad_out)
+        want_w, want_b = torch.autograd.grad(
+            torch.nn.functional.linear(x, w * mask, b)[:, rows], (w, b), grad_out
+        )
+        torch.testing.assert_close(grad_w, want_w)  # zero outside the mask
+        torch.testing.assert_close(grad_b, want_b)
+        torch.autograd.gradcheck(
+            lambda x, b, w=w, layout=layout, given=given: block_linear(
+                x, w, b, blocks, layout, given
+            ),
+            (x[:, cols].requires_grad_(), b),
+        )
+
+
+def test_one_mask_blocked_gradients_come_back_masked(small_blocks, monkeypatch):
+    # Two blocks a layer: most rows' products reach beyond what their mask sees.
+    monkeypatch.setattr(_blocks, "_MAX_BLOCKS", 2)
+    made, _ = random_made(10, (30,), 1, n_params=1, direct=True, seed=5)
+    x = torch.randn(4, 10, generator=torch.Generator().manual_seed(0))
+    made.train()
+    made(x, 0).square().sum().backward()
+    plan = made.block_plan(0)
+    assert plan is not None and made._grads_masked
+    assert all(len(layout.holes[0]) for layout in plan.layouts)
+    for layer, mask in zip(made.masked_layers, made.masks(0), strict=True):
+        assert torch.all(layer.weight.grad[mask == 0] == 0)
+        assert layer.weight.grad[mask == 1].abs().sum() > 0
+
+
 @pytest.mark.parametrize(
     "n_features, hidden, n_masks, n_params, direct",
     [
