@@ -32,10 +32,10 @@ from ._utils import restore_on_error
 # with zeros): a float32 GEMM's rounding depends on the number of rows it multiplies,
 # so without fixed blocks a row's score would change, by an ulp, with the rows
 # scored beside it.
-SCORE_BLOCK = 256
+SCORE_BLOCK = 1024
 # score_samples checks and converts large inputs in slices of this many rows (a
 # multiple of SCORE_BLOCK, so that slicing changes no score).
-SCORE_SLICE = 256 * SCORE_BLOCK
+SCORE_SLICE = 64 * SCORE_BLOCK
 
 
 def row_blocks(Z: np.ndarray, device: torch.device, block: int = SCORE_BLOCK):

@@ -236,9 +236,16 @@ def check_values(
     unknown_mask = None
     bernoulli = np.flatnonzero(kinds == "bernoulli")
     if bernoulli.size:
-        sub = X[:, bernoulli]
-        not_binary = (sub != 0) & (sub != 1) & ~np.isnan(sub)
-        bad = bernoulli[not_binary.any(axis=0)]
+        every = bernoulli.size == X.shape[1]  # all columns: no copy
+        sub = X if every else X[:, bernoulli]
+        # One product tells 0 and 1 from everything else (NaN included) in a
+        # single pass; the per-entry mask is only built when something is off.
+        with np.errstate(over="ignore", invalid="ignore"):
+            off = sub * (sub - 1)
+        bad = np.empty(0, dtype=int)
+        if np.count_nonzero(off):
+            not_binary = (off != 0) & ~np.isnan(sub)
+            bad = bernoulli[not_binary.any(axis=0)]
         if bad.size and handle_unknown == "error":
             raise ValueError(
                 f"X contains values other than 0 and 1 in columns "
