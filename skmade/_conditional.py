@@ -59,7 +59,7 @@ class ConditionalMixin:
         # The mask of each row, drawn from its posterior given the observed entries.
         totals = np.empty((n_eval, n_rows))
         for start, x, n in row_blocks(Z, device):
-            per_mask = self._per_mask_log_prob(module, x, n_eval).sum(dim=2)
+            per_mask = self._per_mask_log_prob(module, x, n_eval, per_row=True)
             totals[:, start : start + n] = per_mask[:, :n].cpu().numpy()
         posterior = np.exp(totals - totals.max(axis=0))
         cumulative = np.cumsum(posterior / posterior.sum(axis=0), axis=0)

@@ -578,8 +578,12 @@ class MADEDensity(ConditionalMixin, GaussianStartMixin, TorchDensity):
             )
         return self.n_eval_masks
 
-    def _per_mask_log_prob(self, module, x, n_masks: int) -> torch.Tensor:
-        """``log p_k(x_d | x_<d)`` of a block under the first masks: ``(K, n, D)``.
+    def _per_mask_log_prob(
+        self, module, x, n_masks: int, per_row: bool = False
+    ) -> torch.Tensor:
+        """``log p_k(x_d | x_<d)`` of a block under the first masks: ``(K, n, D)``,
+        or with ``per_row`` each row's sum over ``d``, ``(K, n)`` (summed mask by
+        mask: no ``(K, n, D)`` table for a large ensemble).
 
         The network runs in float32; the family's last elementwise kernels run in
         float64. In float32 the SIMD body and the scalar tail of those kernels differ
@@ -589,11 +593,15 @@ class MADEDensity(ConditionalMixin, GaussianStartMixin, TorchDensity):
         family = self._family()
         missing = torch.isnan(x)
         incomplete = missing.any(dim=1)
+
+        def finish(log_prob):
+            return log_prob.sum(dim=1) if per_row else log_prob
+
         if not incomplete.any():
             inputs = family.encode(x)
             return torch.stack(
                 [
-                    family.log_prob(module(inputs, k), x, dtype=torch.float64)
+                    finish(family.log_prob(module(inputs, k), x, dtype=torch.float64))
                     for k in range(n_masks)
                 ]
             )
@@ -608,7 +616,7 @@ class MADEDensity(ConditionalMixin, GaussianStartMixin, TorchDensity):
             positions = self._observed_first(module, k, missing[rows])
             params = module.forward_rows(inputs[rows], k, positions)
             log_prob[rows] = family.log_prob(params, x[rows], dtype=torch.float64)
-            out.append(log_prob.masked_fill(missing, 0.0))
+            out.append(finish(log_prob.masked_fill(missing, 0.0)))
         return torch.stack(out)
 
     def _block_log_likelihood(self, module, x, n_masks: int | None = None):
@@ -618,7 +626,7 @@ class MADEDensity(ConditionalMixin, GaussianStartMixin, TorchDensity):
         ``n_eval_masks`` of inference).
         """
         n_eval = self._n_eval_masks() if n_masks is None else n_masks
-        per_mask = self._per_mask_log_prob(module, x, n_eval).sum(dim=2)
+        per_mask = self._per_mask_log_prob(module, x, n_eval, per_row=True)
         return torch.logsumexp(per_mask, dim=0) - math.log(n_eval)
 
     def _validation_log_likelihood(self, Z: np.ndarray) -> np.ndarray:
