@@ -8,13 +8,18 @@ skip most of the zero upper triangle: about ``(B + 1) / (2 B)`` of the dense wor
 a uniform staircase. The weights inside a block's rectangle but outside the mask must
 be zero (or be zeroed by the caller), so the result equals the masked product up to
 the order of floating-point sums.
+
+:class:`DegreeBlocks` is MADE's forward pass over such blocks: a plan per mask, the
+layers in the sorted layout (cached for inference), and the blocked pass itself.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 # A product has a fixed cost beside its multiply-adds (dispatch, a thin matrix's
@@ -255,3 +260,174 @@ def block_linear(
         with torch.autocast(device, enabled=False):
             return _BlockLinear.apply(x, weight, bias, mask, blocks, layout)
     return _BlockLinear.apply(x, weight, bias, mask, blocks, layout)
+
+
+@dataclass
+class BlockPlan:
+    """A mask's layers in the degree-sorted layout: the sorting of every layer's
+    units (None where already sorted), the inverse sorting of the outputs, and
+    each masked layer's blocks and the layout its weight is sorted into (as
+    ``MADE.masked_layers``)."""
+
+    orders: list[Tensor | None]
+    restore: Tensor | None
+    blocks: list[Blocks]
+    layouts: list[Layout]
+    min_rows: int
+
+
+def _take(t: Tensor, dim: int, index: Tensor | None) -> Tensor:
+    return t if index is None else t.index_select(dim, index)
+
+
+def _linear(x: Tensor, layer: tuple, blocks: Blocks) -> Tensor:
+    """A layer of the sorted layout: ``layer`` is ``(weight, bias, mask, layout)``
+    (see ``MADE._sorted_layers``)."""
+    weight, bias, mask, layout = layer
+    if blocks.dense and mask is None and layout is _SORTED:
+        return F.linear(x, weight, bias)
+    return block_linear(x, weight, bias, blocks, layout, mask)
+
+
+class DegreeBlocks:
+    """MADE's forward pass over degree blocks (a mixin of :class:`skmade._nn.MADE`):
+    the plan of every mask, the layers in the sorted layout and the blocked pass.
+
+    Uses the network's ``_wiring``, ``_degrees``, ``layer_bias``, ``_activate``,
+    ``masked_layers``, ``premasked``, ``layers``, ``variable_degrees`` and its
+    ``_block_cache`` and ``_sorted_cache`` dictionaries.
+    """
+
+    def block_plan(self, k: int) -> BlockPlan | None:
+        """Mask ``k``'s layers cut into degree blocks, or None where that does not
+        pay (small layers: see ``skmade._blocks``). Cached per mask and device."""
+        device = self.variable_degrees.device
+        key = (k, device)
+        if key in self._block_cache:
+            return self._block_cache[key]
+        n_degrees = len(self.layers) + 1
+        orders = [
+            torch.argsort(self._degrees(i)[k], stable=True) for i in range(n_degrees)
+        ]
+        blocks, prefixes = [], []
+        for _, inp, out, strict in self._wiring():
+            prefix = seen_prefix(
+                self._degrees(out)[k][orders[out]],
+                self._degrees(inp)[k][orders[inp]],
+                strict,
+            )
+            prefixes.append(prefix)
+            blocks.append(plan_blocks(prefix.cpu(), len(orders[inp])))
+        # Layers already sorted need no copy.
+        orders = [
+            None if torch.equal(o, torch.arange(len(o), device=device)) else o
+            for o in orders
+        ]
+        dense = sum(layer.weight.numel() for layer in self.masked_layers)
+        saved = dense - sum(b.work() for b in blocks)
+        plan = None
+        if saved > self._BLOCK_GAIN * dense:
+            last = orders[-1]
+            copied = sum(
+                layer.weight.numel()
+                for layer, inp, out, _ in self._wiring()
+                if orders[inp] is not None or orders[out] is not None
+            )
+            plan = BlockPlan(
+                orders=orders,
+                restore=None if last is None else torch.argsort(last),
+                blocks=blocks,
+                # With one mask the products mask the gradients themselves
+                # (see mask_grads).
+                layouts=[
+                    Layout.of(
+                        orders[out],
+                        orders[inp],
+                        *((b, prefix) if self.premasked else ()),
+                    )
+                    for (_, inp, out, _), b, prefix in zip(
+                        self._wiring(), blocks, prefixes, strict=True
+                    )
+                ],
+                # Below this many rows, copying the weights into the sorted layout
+                # costs more than the blocks save.
+                min_rows=math.ceil(self._COPY_COST * copied / saved),
+            )
+        self._block_cache[key] = plan
+        return plan
+
+    # Whether forward may use degree blocks at all (False: the plain masked path).
+    use_blocks = True
+    # Degree blocks are used when they skip at least this share of the dense work.
+    _BLOCK_GAIN = 0.15
+    # Copying a weight into the sorted layout (and its gradient back) costs about as
+    # much as this many multiply-adds per element (measured on a 784-2000-784 MADE).
+    _COPY_COST = 100
+    # Sorted copies of the weights kept for inference (no gradient): elements.
+    _SORTED_CACHE_ELEMENTS = 2**26
+
+    def _sorted_layers(
+        self, k: int, masks: list[Tensor] | None, plan: BlockPlan, n_rows: int
+    ) -> list[tuple] | None:
+        """Every masked layer of mask ``k`` for the sorted layout, as ``(weight,
+        bias, mask, layout)``, or None when too few rows make the sorting not worth
+        it.
+
+        In training, the parameters themselves with their masks and layouts: the
+        block products sort them on the way in and their gradients on the way out.
+        For inference (eval mode, no gradients) the sorted masked copies are made
+        once and kept until the module returns to training mode, loads a state or
+        a parameter's version counter moves (an in-place change; fused optimizers
+        do not move it, but they step in training mode).
+        """
+        last = len(self.layers) - 1
+        wiring = self._wiring()
+        cached = not torch.is_grad_enabled() and not self.training
+        if not cached:
+            if n_rows < plan.min_rows:
+                return None
+            return [
+                (
+                    layer.weight,
+                    self.layer_bias(i, k) if i <= last else None,
+                    None if masks is None else masks[i],
+                    layout,
+                )
+                for i, ((layer, *_), layout) in enumerate(
+                    zip(wiring, plan.layouts, strict=True)
+                )
+            ]
+        stamp = tuple((p.data_ptr(), p._version) for p in self.parameters())
+        hit = self._sorted_cache.get(k)
+        if hit is not None and hit[0] == stamp:
+            return hit[1]
+        orders = plan.orders
+        layers = []
+        for i, (layer, inp, out, _) in enumerate(wiring):
+            weight = layer.weight if masks is None else layer.weight * masks[i]
+            weight = _take(_take(weight, 0, orders[out]), 1, orders[inp])
+            bias = _take(self.layer_bias(i, k), 0, orders[out]) if i <= last else None
+            layers.append((weight, bias, None, _SORTED))
+        size = sum(w.numel() for w, *_ in layers)
+        held = sum(
+            w.numel() for _, kept in self._sorted_cache.values() for w, *_ in kept
+        )
+        if held + size > self._SORTED_CACHE_ELEMENTS:
+            self._sorted_cache.clear()
+        self._sorted_cache[k] = (stamp, layers)
+        return layers
+
+    def _forward_blocks(
+        self, x: Tensor, layers: list[tuple], plan: BlockPlan
+    ) -> Tensor:
+        """:meth:`forward`'s layers in the degree-sorted layout, block by block."""
+        x = _take(x, 1, plan.orders[0])
+        h = x
+        last = len(self.layers) - 1
+        for i, (layer, blocks) in enumerate(zip(layers, plan.blocks, strict=True)):
+            if i <= last:
+                h = _linear(h, layer, blocks)
+                h = self._activate(h) if i < last else h
+            else:  # direct connections, from the inputs
+                h = h + _linear(x, layer, blocks)
+        return _take(h, 1, plan.restore)
