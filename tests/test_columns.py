@@ -345,7 +345,10 @@ def test_autoregressive_property_with_one_hot_blocks(hidden, direct):
     family, made = _table_made(kinds, [3, 1, 4, 1, 2], hidden, direct=direct)
     in_variable = np.repeat(np.arange(5), family.input_sizes)
     out_variable = np.repeat(np.arange(5), family.output_sizes)
-    x = torch.randn(2, len(in_variable), dtype=torch.float64)
+    # Seeded, and enough rows that some unit of the 4-wide layer is active (with
+    # two unseeded rows all four could be off, and then no path is used).
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(8, len(in_variable), dtype=torch.float64, generator=gen)
     for k in range(made.n_masks):
         jacobian = torch.autograd.functional.jacobian(
             lambda x, k=k: made(x, k).sum(0), x
