@@ -95,6 +95,17 @@ def dense_epoch(model, optimizer, x_all, batch_size, generator, masks=(None, Non
     return time.perf_counter() - start
 
 
+@torch.no_grad()
+def dense_log_likelihood(model, x_all):
+    """The dense MLP's Bernoulli log-likelihood of every row, 8,192 rows at a time."""
+    out = []
+    for first in range(0, x_all.shape[0], 8192):
+        x = x_all[first : first + 8192]
+        logp = Bernoulli.log_prob(model(x)[:, None, :], x, dtype=torch.float64)
+        out.append(logp.sum(dim=1))
+    return torch.cat(out).numpy()
+
+
 def made_estimator(batch_size: int, hidden: int, **params) -> MADEDensity:
     return MADEDensity(
         hidden_layer_sizes=(hidden,),
@@ -192,14 +203,8 @@ def scoring(X_test, hidden: int, repeats: int) -> dict:
     dense = DenseMLP(X_test.shape[1], hidden, generator)
     x_all = torch.from_numpy(X_test)
 
-    @torch.no_grad()
     def dense_scores():
-        out = []
-        for first in range(0, x_all.shape[0], 8192):
-            x = x_all[first : first + 8192]
-            logp = Bernoulli.log_prob(dense(x)[:, None, :], x, dtype=torch.float64)
-            out.append(logp.sum(dim=1))
-        return torch.cat(out).numpy()
+        return dense_log_likelihood(dense, x_all)
 
     def rate(fn):
         return X_test.shape[0] / median_seconds(fn, repeats)
@@ -244,14 +249,8 @@ def default_construction(X, X_test, repeats: int, rows: int = 10000) -> list[dic
     optimizer = torch.optim.Adam(dense.parameters(), lr=1e-3, fused=True)
     dense_epoch(dense, optimizer, x_all, 1024, generator)  # warm-up
 
-    @torch.no_grad()
     def dense_scores():
-        out = []
-        for first in range(0, x_test.shape[0], 8192):
-            x = x_test[first : first + 8192]
-            logp = Bernoulli.log_prob(dense(x)[:, None, :], x, dtype=torch.float64)
-            out.append(logp.sum(dim=1))
-        return torch.cat(out).numpy()
+        return dense_log_likelihood(dense, x_test)
 
     results = []
     for name, params in DEFAULT_VARIANTS.items():
