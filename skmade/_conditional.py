@@ -11,9 +11,7 @@ import numpy as np
 import torch
 
 from ._base import row_blocks
-from ._families import (
-    Table,
-)
+from ._table import Table
 
 # Orderings whose mixture answers a completion (MADEImputer's conditional means).
 _COMPLETION_ORDERINGS = 16
@@ -42,6 +40,23 @@ class ConditionalMixin:
         return Z
 
     # ------------------------------------------------------------------ any order
+
+    def _batch_log_prob(self, module, family, x, k, weights, generator):
+        if not self.allow_missing:
+            return super()._batch_log_prob(module, family, x, k, weights, generator)
+        # A fresh random ordering per row, observed entries first; the loss is the
+        # log-likelihood of the observed entries (their marginal under that order).
+        missing = torch.isnan(x)
+        x = x.masked_fill(missing, 0.0)
+        keys = torch.rand(x.shape, generator=generator).to(x.device) + missing
+        positions = keys.argsort(dim=1).argsort(dim=1) + 1
+        params = module.forward_rows(family.encode(x), k, positions)
+        return family.log_prob(params, x).masked_fill(missing, 0.0)
+
+    def _start_log_prob(self, module, family, x):
+        if not self.allow_missing:
+            return super()._start_log_prob(module, family, x)
+        return self._per_mask_log_prob(module, x, 1)[0]
 
     @staticmethod
     def _observed_first(module, k: int, missing: torch.Tensor) -> torch.Tensor:

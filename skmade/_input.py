@@ -17,15 +17,11 @@ import numpy as np
 import torch
 from sklearn.utils.validation import _check_sample_weight
 
-from ._columns import (
-    ColumnCodec,
-    ColumnSummary,
-    check_frame_columns,
-    frame_to_numeric,
-)
+from ._columns import ColumnCodec, check_frame_columns, frame_to_numeric
 from ._dask import frame_codes, is_dask_collection, is_dask_frame
 from ._params import resolve_device
 from ._stream import InMemoryRows, RowStream, StreamedRows, survey
+from ._summary import ColumnSummary
 from ._training import check_weights, l2_scale, user_total
 
 

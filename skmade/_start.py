@@ -14,7 +14,6 @@ import torch
 
 from ._families import (
     Gaussian,
-    Table,
     gaussian_log_likelihood,
     linear_gaussian,
 )
@@ -24,6 +23,7 @@ from ._gaussian import (
     indicator_gain,
     marginal_log_likelihood,
 )
+from ._table import Table
 
 # The Gaussian start: ridge on the standardized covariance's diagonal, and the factor
 # on the hidden path's output weights.

@@ -1,7 +1,7 @@
 """Training rows read block by block: fits on dask arrays larger than memory.
 
 A fit on a dask array makes one pass over its row blocks to check them and gather
-the column state (:class:`~skmade._columns.ColumnSummary`), a uniform sample of
+the column state (:class:`~skmade._summary.ColumnSummary`), a uniform sample of
 validation rows and a uniform sample of training rows for the data-dependent start
 of the network, both capped at ``SAMPLE_VALUES`` values. Each epoch then reads the
 blocks again in a random order and trains on their rows, shuffled within a block

@@ -9,8 +9,9 @@ from conftest import fast_made, random_made
 from numpy.testing import assert_allclose, assert_array_equal
 from scipy import integrate, stats
 
-from skmade._families import Categorical, MixtureOfGaussians, Table
+from skmade._families import Categorical, MixtureOfGaussians
 from skmade._sampling import sample_incremental, sample_naive
+from skmade._table import Table
 
 
 def _categorical_chain(n, sizes, seed=0):
@@ -366,7 +367,8 @@ def test_autoregressive_property_with_one_hot_blocks(hidden, direct):
 
 
 def test_every_family_is_a_family_instance():
-    from skmade._families import Bernoulli, Family, Gaussian, column_family
+    from skmade._families import Bernoulli, Family, Gaussian
+    from skmade._table import column_family
 
     families = [Bernoulli(), Gaussian(), MixtureOfGaussians(3), Categorical(4)]
     families += [Table(["bernoulli", "categorical", "gaussian"], [1, 3, 2])]
