@@ -313,11 +313,19 @@ class TorchDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         weights (batch normalization) or draws from the training's ``generator``
         (an ordering per row).
         """
-        return family.log_prob(module(family.encode(x), k), x)
+        log_prob = family.log_prob(module(family.encode(x), k), x)
+        return log_prob[:, self._scored_columns()]
 
     def _start_log_prob(self, module, family, x):
         """Per-dimension log-likelihood terms of the untrained model (eval mode)."""
-        return family.log_prob(module(family.encode(x), 0), x)
+        log_prob = family.log_prob(module(family.encode(x), 0), x)
+        return log_prob[:, self._scored_columns()]
+
+    def _scored_columns(self) -> slice:
+        """The model values whose conditionals make up the log-likelihood: all of
+        them, or a conditional model's targets (its features are only conditioned
+        on)."""
+        return slice(None)
 
     def _reset_training_state(self, early_stopping: bool) -> None:
         self._fitted_structure = self._structure()
@@ -371,13 +379,14 @@ class TorchDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         for start, x, n in row_blocks(Z, device):
             log_density = self._block_log_likelihood(module, x, **options)
             out[start : start + n] = log_density[:n].cpu().numpy()
-        missing = np.isnan(Z)
+        scored = self._scored_columns()
+        jacobian = self._columns_.feature_log_jacobian()
+        if jacobian is None:
+            return out
+        jacobian, missing = jacobian[scored], np.isnan(Z[:, scored])
         if missing.any():  # the Jacobian of the observed entries only
-            jacobian = self._columns_.feature_log_jacobian()
-            if jacobian is None:
-                return out
             return out + np.where(missing, 0.0, jacobian).sum(axis=1)
-        return out + self._columns_.log_jacobian()
+        return out + float(jacobian.sum())
 
     @lazy_rows()
     def score_samples(self, X):

@@ -466,7 +466,7 @@ class MADEDensity(
         orderings = make_orderings(
             self.ordering, n_features, self.n_masks, self.order_agnostic, rng
         )
-        degrees = make_degrees(orderings, hidden, rng)
+        degrees = make_degrees(orderings, hidden, rng, self._lowest_hidden_degree())
         layout = {}
         if isinstance(family, Table):
             layout = dict(
@@ -491,6 +491,10 @@ class MADEDensity(
             )
         self.orderings_ = orderings
         return module
+
+    def _lowest_hidden_degree(self) -> int:
+        """The smallest degree a hidden unit may have (1: the paper's rule)."""
+        return 1
 
     def _direct(self, kinds) -> bool:
         if self.direct_connections == "auto":

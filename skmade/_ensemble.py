@@ -60,7 +60,10 @@ class MaskEnsembleMixin:
         missing = torch.isnan(x)
         incomplete = missing.any(dim=1)
 
+        scored = self._scored_columns()
+
         def finish(log_prob):
+            log_prob = log_prob[:, scored]
             return log_prob.sum(dim=1) if per_row else log_prob
 
         if not incomplete.any():

@@ -93,7 +93,10 @@ def input_degrees(orderings: np.ndarray) -> np.ndarray:
 
 
 def make_degrees(
-    orderings: np.ndarray, hidden_layer_sizes: Sequence[int], random_state
+    orderings: np.ndarray,
+    hidden_layer_sizes: Sequence[int],
+    random_state,
+    lowest: int = 1,
 ) -> list[np.ndarray]:
     """Degrees of every layer for every mask: ``[inputs, hidden_1, ..., hidden_L]``.
 
@@ -101,6 +104,10 @@ def make_degrees(
     in ``[min degree of the previous layer, D - 1]`` (the paper's rule): degree ``D``
     would feed no output, and a degree below the previous layer's minimum would leave
     the unit with no inputs.
+
+    ``lowest`` raises the first layer's bound: with ``lowest = p`` every hidden unit
+    sees the first ``p`` variables of every ordering (a conditional model, whose
+    first ``p`` variables are the features it conditions on).
 
     With ``D == 1`` the range is empty; hidden units then get degree 1 and the single
     output sees none of them, so the model reduces to its output bias: the
@@ -115,7 +122,7 @@ def make_degrees(
     n_masks, n_features = orderings.shape
     degrees = [input_degrees(orderings)]
     for width in hidden_layer_sizes:
-        low = degrees[-1].min(axis=1)
+        low = np.maximum(degrees[-1].min(axis=1), lowest)
         high = np.maximum(low, n_features - 1)
         layer = np.empty((n_masks, width), dtype=np.int64)
         for k in range(n_masks):
