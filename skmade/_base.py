@@ -26,7 +26,7 @@ from ._input import fit_source
 from ._nn import MADE
 from ._stream import as_float32_tensor
 from ._training import train
-from ._utils import restore_on_error
+from ._utils import display_name, restore_on_error
 
 # Scoring runs the network on blocks of exactly this many rows (the last one padded
 # with zeros): a float32 GEMM's rounding depends on the number of rows it multiplies,
@@ -141,7 +141,7 @@ class TorchDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
             )
             raise ValueError(
                 f"Input X contains NaN (missing values), which this "
-                f"{type(self).__name__} does not model. {hint}"
+                f"{display_name(self)} does not model. {hint}"
             )
         return X
 
@@ -159,7 +159,7 @@ class TorchDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
             return self.__dict__["_columns_"]
         except KeyError:
             raise AttributeError(
-                f"{type(self).__name__} has no attribute {name!r} before fit; call "
+                f"{display_name(self)} has no attribute {name!r} before fit; call "
                 "fit first."
             ) from None
 
@@ -266,7 +266,7 @@ class TorchDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
             if old != new:
                 raise ValueError(
                     f"warm_start=True continues training the fitted "
-                    f"{type(self).__name__}, but {name} changed from {old!r} to "
+                    f"{display_name(self)}, but {name} changed from {old!r} to "
                     f"{new!r}. Set warm_start=False to fit a new model."
                 )
 

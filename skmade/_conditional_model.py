@@ -67,6 +67,8 @@ class ConditionalMADE(MADEDensity):
     ``ordering`` puts the features first.
     """
 
+    _display_name = "MADERegressor"
+
     def _scored_columns(self) -> slice:
         return slice(self.n_context_, None)
 

@@ -23,6 +23,7 @@ from ._params import resolve_device
 from ._stream import InMemoryRows, RowStream, StreamedRows, survey
 from ._summary import ColumnSummary
 from ._training import check_weights, l2_scale, user_total
+from ._utils import display_name
 
 
 @dataclass
@@ -113,7 +114,7 @@ def _streamed(estimator, X, sample_weight, incremental, continuing, hidden):
     """A dask array or frame read block by block: a first pass checks every block
     and gathers the column state and the validation and start rows; the epochs
     read the blocks again."""
-    name = type(estimator).__name__
+    name = display_name(estimator)
     codec = estimator._columns_ if continuing else None
     frame_categories, names = {}, None
     if is_dask_frame(X):  # categorical columns as codes, rows counted

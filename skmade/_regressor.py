@@ -26,8 +26,10 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
 from sklearn.utils import check_random_state
+from sklearn.utils._available_if import available_if
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import (
+    _num_samples,
     check_array,
     check_consistent_length,
     check_is_fitted,
@@ -232,9 +234,9 @@ verbose, warm_start, device
         """One table: the features, then the targets (a DataFrame when either
         has categorical or string columns, or when fit saw one)."""
         X_frame = _is_frame(X)
-        X_checked = validate_data(self, X, skip_check_array=True, reset=fitting)
         if not X_frame:
-            X = check_array(X_checked, dtype=np.float64)
+            X = check_array(X, dtype=np.float64)
+        validate_data(self, X, skip_check_array=True, reset=fitting)
         check_consistent_length(X, Y)
         if fitting:
             self._joint_is_frame = X_frame or _is_frame(Y)
@@ -243,7 +245,7 @@ verbose, warm_start, device
     def _features(self, X) -> np.ndarray:
         """Model values of the query rows (targets at a placeholder)."""
         check_is_fitted(self)
-        n = X.shape[0] if hasattr(X, "shape") else len(X)
+        n = _num_samples(X)
         placeholder = placeholder_targets(
             self.model_._columns_, self.n_features_in_, self._joint_is_frame, n
         )
@@ -428,6 +430,11 @@ verbose, warm_start, device
                 f"this model's targets are {list(kinds)}."
             )
 
+    def _one_discrete_target(self) -> bool:
+        kinds = getattr(self, "target_distributions_", None)
+        return kinds is not None and len(kinds) == 1 and kinds[0] != "gaussian"
+
+    @available_if(_one_discrete_target)
     def predict_proba(self, X) -> np.ndarray:
         """Probabilities of the classes of a single discrete target.
 

@@ -22,7 +22,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import _check_sample_weight
 
 from ._nn import zero_vanishing
-from ._utils import TrainingLog
+from ._utils import TrainingLog, display_name
 
 # The 'adaptive' schedule: the rate is multiplied by _LR_FACTOR after _LR_PATIENCE
 # epochs without progress (MLPClassifier divides by 5 after 2 epochs).
@@ -287,7 +287,7 @@ def train(
 
     no_improvement = 0
     converged = False
-    log = TrainingLog(estimator.verbose, n_epochs, type(estimator).__name__)
+    log = TrainingLog(estimator.verbose, n_epochs, display_name(estimator))
     with log:
         for _ in range(n_epochs):
             loss_value = _epoch(
@@ -343,7 +343,7 @@ def train(
 
 def _check_outcome(estimator, start_loss, stopped_early: bool) -> None:
     """Divergence raises; stopping at ``max_iter`` warns."""
-    name = type(estimator).__name__
+    name = display_name(estimator)
     if start_loss is not None and (
         estimator.best_loss_ > start_loss + abs(start_loss) + _DIVERGED_NATS
     ):

@@ -9,6 +9,12 @@ from contextlib import contextmanager
 import numpy as np
 
 
+def display_name(estimator) -> str:
+    """The estimator's name in messages: its class's, or the public estimator's
+    that it serves (``_display_name``)."""
+    return getattr(estimator, "_display_name", type(estimator).__name__)
+
+
 @contextmanager
 def restore_on_error(estimator, deep: bool = False):
     """Undo every attribute change of ``estimator`` if the block raises.

@@ -57,10 +57,11 @@ def joint_table(X, Y, frame: bool):
         return np.hstack([X, Y])
     import pandas as pd
 
-    if _is_frame(X):
-        X = X.reset_index(drop=True)
+    names = [f"__feature_{j}" for j in range(X.shape[1])]
+    if _is_frame(X):  # the estimator checks the user's names
+        X = X.set_axis(names, axis=1).reset_index(drop=True)
     else:
-        X = pd.DataFrame(X, columns=[f"__feature_{j}" for j in range(X.shape[1])])
+        X = pd.DataFrame(X, columns=names)
     if not _is_frame(Y):
         Y = pd.DataFrame(Y, columns=_target_names(Y.shape[1]))
     return pd.concat([X, Y], axis=1)
