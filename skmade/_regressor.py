@@ -122,7 +122,7 @@ verbose, warm_start, device
     n_features_in_ : int
         Number of features seen during fit.
 
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of the features, when X was a DataFrame with string column names.
 
     n_targets_ : int
@@ -441,7 +441,7 @@ verbose, warm_start, device
         Returns
         -------
         proba : ndarray of shape (n_samples, n_classes)
-            Columns in the order of :attr:`classes_`.
+            Columns in the order of ``classes_``.
         """
         self._check_single("predict_proba", continuous=False)
         _column_family, blocks, _ = self.model_.first_target(self._features(X))
