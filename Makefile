@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo docs test test-min package lint format bench bench-anomaly bench-mnist bench-continuous bench-image bench-tabular clean
+.PHONY: demo docs test test-min package lint format bench bench-anomaly bench-mnist bench-continuous bench-image bench-tabular bench-regression clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -92,6 +92,10 @@ bench-continuous: $(STAMP)
 bench-tabular: $(STAMP)
 	$(PY) -m pip install -c constraints.txt -e ".[bench]"
 	$(PY) -m benchmarks.tabular
+
+bench-regression: $(STAMP)
+	$(PY) -m pip install -c constraints.txt -e ".[bench]"
+	$(PY) -m benchmarks.regression
 
 bench-image: $(STAMP)
 	$(PY) -m pip install -c constraints.txt -e ".[bench]"
