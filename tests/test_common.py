@@ -35,8 +35,14 @@ def _expected_failed_checks(estimator):
         if estimator.early_stopping is not False:
             failed["check_sample_weight_equivalence_on_dense_data"] = (
                 "Early stopping holds out different rows of the weighted and the "
-                "repeated data; with early_stopping=False the check passes (the "
-                "other MADERegressor case)."
+                "repeated data."
+            )
+        else:
+            failed["check_sample_weight_equivalence_on_dense_data"] = (
+                "Float32 sums in another order: the two fits' predictions agree to "
+                "about 2e-7 relative (1 of 15 off by 1.7e-7 here), the check asks "
+                "1e-7. test_regressor checks weights against repeated rows at "
+                "float32 precision."
             )
         return failed
     if isinstance(estimator, MADEOutlierDetector):

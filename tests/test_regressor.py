@@ -264,3 +264,17 @@ def test_messages_name_the_regressor():
     X, y = _heteroscedastic(100)
     with pytest.warns(UserWarning, match="MADERegressor stopped at max_iter"):
         MADERegressor(hidden_layer_sizes=(8,), max_iter=1, random_state=0).fit(X, y)
+
+
+def test_integer_weights_act_as_repeated_rows():
+    X, y = _heteroscedastic(60)
+    weights = np.random.RandomState(1).randint(0, 4, size=60)
+    params = dict(_FAST, early_stopping=False, batch_size=1000)
+    repeated = MADERegressor(**params).fit(
+        np.repeat(X, weights, axis=0), np.repeat(y, weights)
+    )
+    weighted = MADERegressor(**params).fit(X, y, sample_weight=weights)
+    assert_allclose(
+        weighted.score_samples(X, y), repeated.score_samples(X, y), atol=1e-3
+    )
+    assert_allclose(weighted.predict(X), repeated.predict(X), atol=1e-3)
