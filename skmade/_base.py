@@ -25,7 +25,7 @@ from ._flows import MAF
 from ._input import fit_source
 from ._nn import MADE
 from ._stream import as_float32_tensor
-from ._training import train
+from ._training import AUTO_BATCH, train
 from ._utils import display_name, restore_on_error
 
 # Scoring runs the network on blocks of exactly this many rows (the last one padded
@@ -326,6 +326,14 @@ class TorchDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         them, or a conditional model's targets (its features are only conditioned
         on)."""
         return slice(None)
+
+    # Patience in Adam steps, below which the learning-rate schedule and early
+    # stopping do not act however many epochs pass: ``(schedule, stopping)``.
+    _patience_steps = (0, 0)
+
+    def _auto_batch_size(self, n_rows: int) -> int:
+        """The minibatch of ``batch_size='auto'`` for ``n_rows`` training rows."""
+        return AUTO_BATCH
 
     def _reset_training_state(self, early_stopping: bool) -> None:
         self._fitted_structure = self._structure()

@@ -70,9 +70,9 @@ class MADERegressor(RegressorMixin, BaseEstimator):
     ----------
     hidden_layer_sizes : array-like of int, default=(100, 100)
         Widths of the hidden layers. The regression defaults (two layers,
-        ``learning_rate_init=3e-3``, ``n_iter_no_change=30``) were chosen on
-        validation rows of the UCI regression tables (``benchmarks/regression.py``)
-        among six candidates; MADEDensity's one-layer recipe underfit there.
+        ``learning_rate_init=3e-3``, ``n_iter_no_change=30``, and the training
+        length below) were chosen on validation rows of the UCI regression tables
+        (``benchmarks/regression.py``); MADEDensity's one-layer recipe underfit there.
 
     distribution : 'auto' or list of str, default='auto'
         The family of each target: ``'gaussian'`` (a mixture of ``n_components``
@@ -114,7 +114,13 @@ early_stopping, validation_fraction, n_iter_no_change, tol, random_state, \
 verbose, warm_start, device
         The training recipe of :class:`~skmade.MADEDensity` (see there): Adam with
         an adaptive rate, an L2 penalty ``alpha`` per row of data, early stopping
-        on held-out rows.
+        on held-out rows. Regression tables are often small, so two things differ:
+        ``batch_size='auto'`` is 32 rows up to 3,200 training rows, growing to 100
+        at 10,000; and patience is counted in Adam steps as well as epochs: the
+        rate is halved only after at least 500 steps without progress, and early
+        stopping waits ``n_iter_no_change`` epochs and at least 3,000 steps. On
+        the UCI tables this took validation NLL from 1.51 to 0.07 (yacht) and
+        0.86 to 0.40 (energy).
 
     Attributes
     ----------

@@ -247,8 +247,18 @@ def train(
     if hasattr(module, "set_precision"):  # mixed-precision training, where offered
         mixed = getattr(estimator, "mixed_precision", False)
         module.set_precision(torch.bfloat16 if mixed else None)
-    batch_size = AUTO_BATCH if estimator.batch_size == "auto" else estimator.batch_size
+    batch_size = estimator.batch_size
+    if batch_size == "auto":
+        batch_size = estimator._auto_batch_size(rows.n_rows)
     batch_size = min(batch_size, rows.n_rows)
+    # On a small table an epoch is a few steps: the estimator may count patience
+    # in steps too, so that the schedule and early stopping wait long enough.
+    steps_per_epoch = max(1, math.ceil(rows.n_rows / batch_size))
+    lr_steps, stop_steps = estimator._patience_steps
+    lr_patience = max(_LR_PATIENCE, math.ceil(lr_steps / steps_per_epoch))
+    stop_patience = max(
+        estimator.n_iter_no_change, math.ceil(stop_steps / steps_per_epoch)
+    )
     start_rows = rows if start_rows is None else start_rows
     optimizer = _optimizer(estimator, module, device, incremental)
     early_stopping = Z_val.shape[0] > 0 and not incremental
@@ -258,7 +268,7 @@ def train(
             optimizer,
             mode="max",
             factor=_LR_FACTOR,
-            patience=_LR_PATIENCE,
+            patience=lr_patience,
             threshold=estimator.tol,
             threshold_mode="abs",
         )
@@ -320,7 +330,7 @@ def train(
             if scheduler is not None:
                 scheduler.step(score if early_stopping else -loss_value)
             log.epoch(estimator.n_iter_, loss_value, learning_rate, score)
-            if no_improvement > estimator.n_iter_no_change:
+            if no_improvement > stop_patience:
                 converged = True
                 break
 

@@ -278,3 +278,21 @@ def test_integer_weights_act_as_repeated_rows():
         weighted.score_samples(X, y), repeated.score_samples(X, y), atol=1e-3
     )
     assert_allclose(weighted.predict(X), repeated.predict(X), atol=1e-3)
+
+
+def test_small_tables_train_for_enough_steps():
+    # 300 rows are 9 batches of 32 an epoch: early stopping waits 3,000 Adam steps
+    # (not just n_iter_no_change=30 epochs, 270 steps) before giving up.
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 2))
+    y = rng.normal(size=300)
+    est = MADERegressor(hidden_layer_sizes=(8,), random_state=0, device="cpu")
+    est.fit(X, y)
+    steps_per_epoch = est.model_.n_steps_ // est.n_iter_
+    assert steps_per_epoch == int(np.ceil(270 / 32))
+    assert est.n_iter_ < est.max_iter
+    assert est.model_.n_steps_ >= 3000
+    # An explicit batch_size and the density's recipe are unaffected.
+    est = MADERegressor(hidden_layer_sizes=(8,), batch_size=100, random_state=0)
+    est.set_params(device="cpu").fit(X, y)
+    assert est.model_.n_steps_ // est.n_iter_ == 3
