@@ -107,6 +107,7 @@ _FAST = dict(hidden_layer_sizes=(8,), max_iter=6, random_state=0, device="cpu")
             max_iter=5,
             early_stopping=False,  # weighted and repeated rows split apart
             batch_size=1000,
+            dropout=0.0,  # dropout draws differ between weighted and repeated rows
             random_state=0,
             device="cpu",
         ),
