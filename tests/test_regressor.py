@@ -8,6 +8,7 @@ import pytest
 import torch
 from numpy.testing import assert_allclose, assert_array_equal
 from scipy.special import ndtri
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -297,3 +298,15 @@ def test_small_tables_train_for_enough_steps():
     est = MADERegressor(hidden_layer_sizes=(8,), batch_size=100, random_state=0)
     est.set_params(device="cpu").fit(X, y)
     assert est.model_.n_steps_ // est.n_iter_ == 3
+
+
+def test_verbose_prints_one_line_per_epoch(capsys):
+    X, y = _heteroscedastic(60)
+    params = dict(_FAST, max_iter=3, early_stopping=False)
+    with pytest.warns(ConvergenceWarning):
+        MADERegressor(**params, verbose=1).fit(X, y)
+    lines = [line for line in capsys.readouterr().out.splitlines() if line]
+    assert [line.split(":")[0] for line in lines] == ["Epoch 1", "Epoch 2", "Epoch 3"]
+    with pytest.warns(ConvergenceWarning):
+        MADERegressor(**params).fit(X, y)
+    assert capsys.readouterr().out == ""
