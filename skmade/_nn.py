@@ -276,6 +276,8 @@ class MADE(DegreeBlocks, RowOrderings, nn.Module):
                 )
             }
             made.set_gaussian(GaussianBase(**base, n_outputs=made.out_variable.numel()))
+        if "input_low" in state:
+            made.set_input_bounds(state["input_low"], state["input_high"])
         made.load_state_dict(state)
         return made
 
@@ -333,6 +335,37 @@ class MADE(DegreeBlocks, RowOrderings, nn.Module):
             )
             h = h * (draws >= self.dropout).to(h.dtype) * (1.0 / (1.0 - self.dropout))
         return h
+
+    def set_input_bounds(self, low: Tensor | None, high: Tensor | None) -> None:
+        """Clip the network's inputs to ``[low, high]`` (one bound per input unit,
+        ``-inf``/``inf`` where unbounded; None removes the bounds).
+
+        Every conditional then sees its context clipped to the box, in training,
+        scoring and sampling alike: each is still a normalized distribution of its
+        own variable, so the model stays an exact autoregressive density, while a
+        context far outside the training range can no longer push the network's
+        outputs (means, scales) beyond anything it was trained on.
+        """
+        if low is None:
+            self._buffers.pop("input_low", None)
+            self._buffers.pop("input_high", None)
+        else:
+            self.register_buffer("input_low", torch.as_tensor(low).clone())
+            self.register_buffer("input_high", torch.as_tensor(high).clone())
+        self._plan_cache.clear()
+
+    def input_bounds(self) -> tuple[Tensor, Tensor] | None:
+        """``(low, high)`` of :meth:`set_input_bounds`, or None."""
+        low = self._buffers.get("input_low")
+        return None if low is None else (low, self._buffers["input_high"])
+
+    def clip_inputs(self, x: Tensor) -> Tensor:
+        """``x`` clipped to the input bounds (``x`` itself where there are none)."""
+        bounds = self.input_bounds()
+        if bounds is None:
+            return x
+        low, high = (b.to(device=x.device, dtype=x.dtype) for b in bounds)
+        return torch.maximum(torch.minimum(x, high), low)
 
     def set_gaussian(self, base: GaussianBase | None) -> None:
         """Offset the continuous conditionals by a Gaussian's (None removes it)."""
@@ -466,6 +499,7 @@ class MADE(DegreeBlocks, RowOrderings, nn.Module):
         ``output_sizes``. Large layers are computed over degree blocks
         (:meth:`block_plan`), which skips most masked-out weights.
         """
+        x = self.clip_inputs(x)
         with self._autocast(x):
             h = self._forward(x, k)
         h = h.to(x.dtype)

@@ -41,6 +41,7 @@ class RowOrderings:
             + ([self.direct.weight.numel()] if self.direct is not None else [])
         )
         block = max(1, self._ROW_MASK_ELEMENTS // max(widest, 1))
+        x = self.clip_inputs(x)
         out = []
         with self._autocast(x):
             for start in range(0, x.shape[0], block):

@@ -62,6 +62,11 @@ class _Plan:
         in_degrees = made._degrees(0)[k]
         in_units = torch.argsort(in_degrees, stable=True)
         self.in_ends = _degree_ends(in_degrees, n_features)
+        # The inputs' bounds (MADE.set_input_bounds) in the same order, as columns.
+        bounds = made.input_bounds()
+        self.in_bounds = None
+        if bounds is not None:
+            self.in_bounds = tuple(b[in_units.to(b.device)][:, None] for b in bounds)
         weights, biases, ends = [], [], []
         columns = in_units
         out_mask = masks[n_hidden]
@@ -166,7 +171,11 @@ def sample_incremental(made: MADE, family, k: int, noise: Tensor) -> Tensor:
     last_t = hidden_t[-1] if hidden_t else x_t
     noise_t = noise[:, plan.order].T.contiguous()
     per_variable = n_params is None  # a Table: values and inputs differ
-    values_t = torch.zeros(n_features, n_samples, **options) if per_variable else x_t
+    bounds = plan.in_bounds  # inputs are the values clipped to the bounds
+    if bounds is not None:
+        bounds = tuple(b.to(**options) for b in bounds)
+    separate = per_variable or bounds is not None
+    values_t = torch.zeros(n_features, n_samples, **options) if separate else x_t
     order = plan.order.tolist()
     threshold = getattr(family, "threshold", None)
     out_bias = plan.out_bias
@@ -188,13 +197,18 @@ def sample_incremental(made: MADE, family, k: int, noise: Tensor) -> Tensor:
             if direct_weight is not None:
                 draws.addmm_(direct_weight, x_t[:start])
             draws.gt_(0)
+            if separate:  # 0/1 draws are within any bounds
+                values_t[start:stop] = draws
             continue
         params = torch.addmm(outputs, out_weight, last_t[:seen])
         if direct_weight is not None:
             params.addmm_(direct_weight, x_t[: in_ends[start]])
         if not per_variable:
             params = params.view(stop - start, n_params, n_samples)
-            x_t[start:stop] = family.draw(params, noise_t[start:stop])
+            values_t[start:stop] = family.draw(params, noise_t[start:stop])
+            if bounds is not None:
+                low, high = (b[start:stop] for b in bounds)
+                torch.clamp(values_t[start:stop], low, high, out=x_t[start:stop])
             continue
         for i in range(start, stop):
             d = order[i]
@@ -202,7 +216,10 @@ def sample_incremental(made: MADE, family, k: int, noise: Tensor) -> Tensor:
                 out_ends[i] - out_ends[start] : out_ends[i + 1] - out_ends[start]
             ]
             values_t[i] = family.draw_variable(d, block, noise_t[i])
-            x_t[in_ends[i] : in_ends[i + 1]] = family.encode_variable(d, values_t[i])
+            units = slice(in_ends[i], in_ends[i + 1])
+            x_t[units] = family.encode_variable(d, values_t[i])
+            if bounds is not None:
+                x_t[units] = torch.clamp(x_t[units], bounds[0][units], bounds[1][units])
 
     x = torch.empty_like(noise)
     x[:, plan.order] = values_t.T

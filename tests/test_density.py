@@ -1129,3 +1129,28 @@ def test_zero_vanishing_zeroes_tiny_weights_with_their_optimizer_state():
     assert weight[2].item() == pytest.approx(1e-20) and weight[3].item() == 0.5
     for name in ("exp_avg", "exp_avg_sq"):
         assert (state[name][:2] == 0).all() and (state[name][2:4] != 0).all()
+
+
+def test_context_outside_the_training_range_is_clipped_to_it():
+    # An outlier in the first column must not throw the later conditionals off:
+    # they see the first column at the edge of the training range, while the
+    # outlier's own column is scored at its value (and stays normalized, see the
+    # integration tests above, whose grids reach far beyond the data).
+    X = _two_moons_2d(300)
+    est = fast_made(ordering=[0, 1]).fit(X)
+    edge, far = X.copy()[:5], X.copy()[:5]
+    edge[:, 0], far[:, 0] = X[:, 0].max(), X[:, 0].max() + 100.0
+    at_edge, beyond = est.score_features(edge), est.score_features(far)
+    assert_allclose(beyond[:, 1], at_edge[:, 1])
+    assert np.all(beyond[:, 0] < at_edge[:, 0] - 100)
+    Z = est._columns_.scoring_values(X, "error")[0]  # the model's values of X
+    bounds = est.module_.input_bounds()
+    for bound, edge in zip(bounds, (Z.min(0), Z.max(0)), strict=True):
+        assert_allclose(bound.numpy(), edge, rtol=1e-6)
+    # Categorical inputs (one-hot) and binary tables are not bounded.
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame({"x": X[:, 0], "c": pd.Categorical(X[:, 1] > -3)})
+    low, high = fast_made().fit(frame).module_.input_bounds()
+    assert np.isfinite(low.numpy()).tolist() == [True, False, False]
+    assert np.isfinite(high.numpy()).tolist() == [True, False, False]
+    assert fast_made().fit(X > 5).module_.input_bounds() is None

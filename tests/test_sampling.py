@@ -115,3 +115,24 @@ def test_incremental_sampling_with_direct_connections(n_features, hidden, family
         fast = sample_incremental(made, family, k, noise)
         assert torch.isfinite(naive).all()
         torch.testing.assert_close(fast, naive, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("direct", [False, True])
+def test_incremental_sampling_with_input_bounds(direct):
+    # Narrow bounds: most draws fall outside them, so the inputs (clipped) and the
+    # values (not clipped) differ, and both samplers must keep them apart.
+    made = _made(6, (16, 5), Gaussian, direct=direct)
+    low = torch.full((6,), -0.3, dtype=torch.float64)
+    low[2] = -torch.inf  # an unbounded input
+    made.set_input_bounds(low, torch.full((6,), 0.3, dtype=torch.float64))
+    noise = Gaussian.noise((200, 6), torch.Generator().manual_seed(8)).double()
+    for k in range(made.n_masks):
+        naive = sample_naive(made, Gaussian, k, noise)
+        fast = sample_incremental(made, Gaussian, k, noise)
+        assert (naive.abs() > 0.3).float().mean() > 0.3  # values are not clipped
+        torch.testing.assert_close(fast, naive, rtol=1e-10, atol=1e-10)
+    bounded = sample_incremental(made, Gaussian, 0, noise)
+    made.set_input_bounds(None, None)  # the cached plan must follow
+    unbounded = sample_incremental(made, Gaussian, 0, noise)
+    torch.testing.assert_close(unbounded, sample_naive(made, Gaussian, 0, noise))
+    assert not torch.allclose(unbounded, bounded)
