@@ -1133,19 +1133,22 @@ def test_zero_vanishing_zeroes_tiny_weights_with_their_optimizer_state():
 
 def test_context_outside_the_training_range_is_clipped_to_it():
     # An outlier in the first column must not throw the later conditionals off:
-    # they see the first column at the edge of the training range, while the
+    # they see the first column at the edge of the (widened) training range, while the
     # outlier's own column is scored at its value (and stays normalized, see the
     # integration tests above, whose grids reach far beyond the data).
     X = _two_moons_2d(300)
     est = fast_made(ordering=[0, 1]).fit(X)
     edge, far = X.copy()[:5], X.copy()[:5]
-    edge[:, 0], far[:, 0] = X[:, 0].max(), X[:, 0].max() + 100.0
+    top, width = X[:, 0].max(), np.ptp(X[:, 0])
+    edge[:, 0], far[:, 0] = top + 0.5 * width, top + 100.0
     at_edge, beyond = est.score_features(edge), est.score_features(far)
     assert_allclose(beyond[:, 1], at_edge[:, 1])
     assert np.all(beyond[:, 0] < at_edge[:, 0] - 100)
     Z = est._columns_.scoring_values(X, "error")[0]  # the model's values of X
     bounds = est.module_.input_bounds()
-    for bound, edge in zip(bounds, (Z.min(0), Z.max(0)), strict=True):
+    margin = 0.5 * np.ptp(Z, axis=0)  # half the range beyond each end
+    expected = (Z.min(0) - margin, Z.max(0) + margin)
+    for bound, edge in zip(bounds, expected, strict=True):
         assert_allclose(bound.numpy(), edge, rtol=1e-6)
     # Categorical inputs (one-hot) and binary tables are not bounded.
     pd = pytest.importorskip("pandas")
