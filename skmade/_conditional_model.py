@@ -21,7 +21,6 @@ from ._columns import infer_kinds
 from ._density import MADEDensity
 from ._families import Gaussian
 from ._table import Table
-from ._training import AUTO_BATCH
 
 # Bisection steps of the exact mixture quantile: 2**-80 of the bracket.
 _BISECTION_STEPS = 80
@@ -71,12 +70,10 @@ class ConditionalMADE(MADEDensity):
     _display_name = "MADERegressor"
     # Regression tables are often small (hundreds of rows: an epoch of 100-row
     # batches is a few Adam steps). Chosen on validation rows of the UCI tables
-    # (benchmarks/regression.py): 32-row batches up to 3,200 rows, and patience of
-    # at least 500 steps for the schedule and 3,000 for early stopping.
+    # (benchmarks/regression.py): MADEDensity's 32-row batches up to 3,200 rows,
+    # and patience of at least 500 steps for the schedule and 3,000 for early
+    # stopping.
     _patience_steps = (500, 3000)
-
-    def _auto_batch_size(self, n_rows: int) -> int:
-        return min(AUTO_BATCH, max(32, n_rows // 100))
 
     def _scored_columns(self) -> slice:
         return slice(self.n_context_, None)

@@ -29,7 +29,6 @@ from ._dask import (
     set_stream_features,
 )
 from ._density import MADEDensity
-from ._training import AUTO_BATCH
 from ._utils import restore_on_error, weighted_quantile
 
 # contamination='auto' flags the rows less likely than 99% of the training rows.
@@ -44,8 +43,10 @@ _DEFAULT_MAX_ITER = 300
 
 def _epoch_budget(n_samples, density):
     """Epochs of ``density`` (batch and validation split as set) in the step budget."""
-    batch_size = density.batch_size if density.batch_size != "auto" else AUTO_BATCH
     n_train = (1 - density.validation_fraction) * n_samples
+    batch_size = density.batch_size
+    if batch_size == "auto":
+        batch_size = density._auto_batch_size(int(n_train))
     steps_per_epoch = max(1, math.ceil(n_train / batch_size))
     return int(
         np.clip(math.ceil(_DEFAULT_STEPS / steps_per_epoch), 2, _DEFAULT_MAX_ITER)

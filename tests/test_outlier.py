@@ -94,10 +94,11 @@ def test_default_density_and_random_state():
 
 def test_default_density_trains_for_a_step_budget(monkeypatch):
     # A small budget, so that the fit stops at it: 2,000 rows, 10% held out for
-    # early stopping, batches of 100, so 18 steps per epoch and 3 epochs for 50.
+    # early stopping, batches of 32 ('auto' below 3,200 rows), so 57 steps per
+    # epoch and 3 epochs for 150.
     import skmade._outlier
 
-    monkeypatch.setattr(skmade._outlier, "_DEFAULT_STEPS", 50)
+    monkeypatch.setattr(skmade._outlier, "_DEFAULT_STEPS", 150)
     normal, _ = _correlated_normal_and_anomalies(n_normal=2000)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # stopping at the budget is not a warning
