@@ -19,6 +19,7 @@ MNIST = DATA / "binarized_mnist.npz"
 ADBENCH = DATA / "adbench"
 ADBENCH_DEV = DATA / "adbench_dev"
 DEBD = DATA / "debd"
+UCI = DATA / "uci_regression"
 DOCS = HERE.parent / "docs"
 
 

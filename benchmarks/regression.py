@@ -44,8 +44,8 @@ from sklearn.linear_model import LinearRegression
 from sklearn.preprocessing import StandardScaler
 
 from benchmarks._common import (
-    DATA,
     RESULTS,
+    UCI,
     environment,
     markdown_table,
     write_json,
@@ -54,7 +54,6 @@ from benchmarks._common import (
 from skmade import MADERegressor
 
 TABLES = ("boston", "concrete", "energy", "wine_red", "yacht")
-UCI = DATA / "uci_regression"
 _Z90 = norm.ppf(0.95)
 
 

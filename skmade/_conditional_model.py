@@ -74,6 +74,8 @@ class ConditionalMADE(MADEDensity):
     # and patience of at least 500 steps for the schedule and 3,000 for early
     # stopping.
     _patience_steps = (500, 3000)
+    # The regressor's defaults were chosen with the direct path (UCI tables).
+    _compares_direct_path = False
 
     def _scored_columns(self) -> slice:
         return slice(self.n_context_, None)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import warnings
 from numbers import Real
 
@@ -18,8 +20,9 @@ from ._masks import check_orderings, make_degrees, make_orderings
 from ._nn import MADE
 from ._params import TRAINING_CONSTRAINTS, count
 from ._start import GaussianStartMixin
+from ._stream import StreamedRows
 from ._table import Table, codec_family
-from ._training import AUTO_BATCH
+from ._training import AUTO_BATCH, clear_gain
 
 # Continuous inputs are clipped to the training range widened by this fraction of
 # its width on each side. Chosen on validation rows (benchmarks/tabular.py's
@@ -114,11 +117,19 @@ class MADEDensity(
     direct_connections : bool or 'auto', default='auto'
         Add masked direct connections from the inputs to the outputs (as in the MADE
         paper): each conditional also gets a linear term in all the variables before
-        it. ``'auto'`` adds them unless a column is categorical. With one shared
-        ordering, continuous columns then start training at the full-covariance
-        Gaussian of the data (fitted in closed form, held by the direct path): a
-        small table begins from the model that a one-component GaussianMixture would
-        give, and early stopping keeps it unless training improves on it. The direct
+        it. ``'auto'`` adds them unless a column is categorical; where a column is
+        continuous, the rows are held out for early stopping and the masks share
+        one ordering, ``'auto'`` trains both ways (from the same random state) and
+        keeps the network without the direct path where its validation
+        log-likelihood is clearly better (a one-sided paired t-test at 97.5% over
+        the validation rows; about twice the fit time): on the tabular benchmark
+        the Gaussian start wins on small tables (wine, diabetes, vowels), the plain
+        network where columns pile rows on repeated values (pendigits, cardio, UCI
+        concrete). With one shared ordering, continuous columns then start
+        training at the full-covariance Gaussian of the data (fitted in closed
+        form, held by the direct path): a small table begins from the model that a
+        one-component GaussianMixture would give, and early stopping keeps it
+        unless training improves on it. The direct
         path also helped on every binary table of ``benchmarks/tabular.py``; for
         categorical columns it links every one-hot input to every output unit, which
         doubled the fit time on scikit-learn's digits as integers for no gain.
@@ -263,6 +274,10 @@ class MADEDensity(
 
     orderings_ : ndarray of shape (n_masks, n_features)
         ``orderings_[k, i]`` is the feature modelled ``i``-th by mask ``k``.
+
+    direct_connections_ : bool
+        Whether the network has the direct path (``direct_connections``, resolved
+        or chosen on the validation rows where it is ``'auto'``).
 
     mean_ : ndarray of shape (n_features,) or None
         Per-feature mean used to standardize continuous columns (0 for discrete
@@ -510,7 +525,7 @@ class MADEDensity(
         module = MADE(
             [torch.from_numpy(d) for d in degrees],
             family.n_params,
-            direct=self._direct(self.column_distributions_),
+            direct=self.direct_connections_,
             any_order=self.allow_missing,
             **layout,
         )
@@ -569,6 +584,49 @@ class MADEDensity(
         if self.direct_connections == "auto":
             return "categorical" not in kinds
         return self.direct_connections
+
+    # direct_connections='auto' on a table with continuous columns trains both
+    # ways and keeps the better on the validation rows (see the parameter).
+    _compares_direct_path = True
+
+    def _compares_direct_path_for(self, source, kinds) -> bool:
+        return (
+            self._compares_direct_path
+            and self.direct_connections == "auto"
+            and "gaussian" in kinds
+            and source.validation[0].shape[0] > 0
+            and not isinstance(source.rows, StreamedRows)
+            and not self.allow_missing
+            and (self.n_masks == 1 or not self.order_agnostic)
+        )
+
+    def _start_and_train(self, source, incremental):
+        """Train a new model, or continue one; with ``direct_connections='auto'``
+        and continuous columns, train with and without the direct path (from the
+        same random state) and keep the plain network only where the validation
+        rows show a clear gain (a paired t-test, as early stopping's)."""
+        if source.continuing:
+            return super()._start_and_train(source, incremental)
+        kinds = source.codec.kinds
+        self.direct_connections_ = self._direct(kinds)
+        if not (
+            self.direct_connections_ and self._compares_direct_path_for(source, kinds)
+        ):
+            return super()._start_and_train(source, incremental)
+        second = dataclasses.replace(source, rng=copy.deepcopy(source.rng))
+        Z_val, weights_val = source.validation
+        super()._start_and_train(source, incremental)
+        direct_rows = self._validation_log_likelihood(Z_val)
+        with_direct = dict(self.__dict__)
+        self.direct_connections_ = False
+        super()._start_and_train(second, incremental)
+        # The plain network must clearly win: on a handful of validation rows it
+        # would by chance (a table of three rows: -1,266 nats per held-out row).
+        gain = self._validation_log_likelihood(Z_val) - direct_rows
+        if not clear_gain(gain, weights_val):
+            self.__dict__.clear()
+            self.__dict__.update(with_direct)
+        return self
 
     # ------------------------------------------------------------------ fitted state
 

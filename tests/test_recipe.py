@@ -278,3 +278,115 @@ def test_clear_gain_is_a_one_sided_paired_t_test():
     assert clear_gain(np.array([np.inf, -1.0]), np.ones(2))
     assert not clear_gain(np.array([-np.inf, 5.0, 5.0]), np.ones(3))
     assert not clear_gain(np.array([np.nan, -1.0, -1.0]), np.ones(3))
+
+
+def _atoms(n, seed=0):
+    """Continuous columns that pile rows on repeated values: half-units (not
+    integers, which would be categorical), a zero-inflated column, their sum."""
+    rng = np.random.RandomState(seed)
+    counts = 0.5 * rng.randint(0, 4, n) * (rng.rand(n) < 0.7)
+    inflated = np.where(rng.rand(n) < 0.5, 0.0, rng.gamma(2.0, 1.0, n))
+    return np.column_stack([counts, inflated, counts + inflated + 0.1 * rng.randn(n)])
+
+
+def test_direct_connections_auto_chooses_the_path_on_validation_rows():
+    # Atoms: the plain network clearly beats the Gaussian start on the validation
+    # rows; a correlated Gaussian: the direct path stays. Either way the kept model
+    # is exactly the fit with that setting (both start from the same random state).
+    rng = np.random.RandomState(1)
+    gaussian = rng.standard_normal((300, 4)) @ rng.standard_normal((4, 4))
+    params = dict(hidden_layer_sizes=(32,), random_state=0)
+    for X, chosen in ((_atoms(600), False), (gaussian, True)):
+        auto = MADEDensity(**params).fit(X)
+        assert auto.direct_connections_ is chosen
+        assert (auto.module_.direct is not None) is chosen
+        fixed = MADEDensity(**params, direct_connections=chosen).fit(X)
+        assert_array_equal(auto.score_samples(X), fixed.score_samples(X))
+        assert auto.loss_curve_ == fixed.loss_curve_
+        assert auto.n_iter_ == fixed.n_iter_
+        again = MADEDensity(**params).fit(X)
+        assert_array_equal(again.score_samples(X), auto.score_samples(X))
+
+
+def test_direct_path_choice_reads_only_the_fits_validation_rows(monkeypatch):
+    # A spy on the validation scoring: every call during fit sees the same rows,
+    # held out of the fit's own X (never the test rows scored afterwards).
+    X, test = _atoms(400), _atoms(200, seed=1) + 100.0
+    seen = []
+    original = MADEDensity._validation_log_likelihood
+
+    def spy(self, Z):
+        seen.append(np.array(Z, copy=True))
+        return original(self, Z)
+
+    monkeypatch.setattr(MADEDensity, "_validation_log_likelihood", spy)
+    est = MADEDensity(hidden_layer_sizes=(16,), max_iter=30, random_state=0).fit(X)
+    assert len(seen) > 2 and all(np.array_equal(Z, seen[0]) for Z in seen)
+    rows = seen[0] * est.scale_ + est.mean_
+    assert rows.shape[0] == 40  # validation_fraction=0.1
+    distance = np.abs(rows[:, None, :] - X[None, :, :]).max(axis=2).min(axis=1)
+    assert distance.max() < 1e-4  # every validation row is a row of X
+    calls = len(seen)
+    est.score(test)
+    assert len(seen) == calls
+
+
+def test_direct_path_is_trained_once_where_there_is_nothing_to_choose(monkeypatch):
+    import skmade._base
+
+    trained = []
+    original = skmade._base.train
+
+    def counting(*args, **kwargs):
+        trained.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(skmade._base, "train", counting)
+    X = _atoms(100)
+    params = dict(hidden_layer_sizes=(8,), max_iter=3, random_state=0)
+    cases = [
+        ({}, 2, None),
+        ({"early_stopping": False}, 1, True),
+        ({"direct_connections": True}, 1, True),
+        ({"direct_connections": False}, 1, False),
+        ({"n_masks": 2, "order_agnostic": True}, 1, True),
+    ]
+    for extra, n_trainings, direct in cases:
+        trained.clear()
+        est = MADEDensity(**params, **extra).fit(X)
+        assert len(trained) == n_trainings, extra
+        if direct is not None:
+            assert est.direct_connections_ is direct
+    trained.clear()
+    est = MADEDensity(**params).fit((X > 1).astype(float))  # binary: no choice
+    assert len(trained) == 1 and est.direct_connections_ is True
+    # warm_start continues the chosen network, training once.
+    est = MADEDensity(**params, warm_start=True).fit(X)
+    chosen = est.direct_connections_
+    trained.clear()
+    est.fit(X)
+    assert len(trained) == 1 and est.direct_connections_ is chosen
+
+
+def test_an_interrupted_choice_leaves_the_fitted_model_as_it_was(monkeypatch):
+    import skmade._base
+
+    X = _atoms(200)
+    est = MADEDensity(hidden_layer_sizes=(8,), max_iter=5, random_state=0).fit(X)
+    scores, state = est.score_samples(X), dict(est.__dict__)
+    original = skmade._base.train
+    calls = []
+
+    def interrupted(*args, **kwargs):  # the second candidate's training
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(skmade._base, "train", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        est.set_params(max_iter=7).fit(_atoms(300, seed=2))
+    assert len(calls) == 2
+    assert_array_equal(est.score_samples(X), scores)
+    assert est.n_iter_ == state["n_iter_"]
+    assert est.direct_connections_ == state["direct_connections_"]
