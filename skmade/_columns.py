@@ -306,6 +306,30 @@ def _integer_range(values: np.ndarray, max_categories: int) -> np.ndarray:
     return values
 
 
+def find_atoms(
+    column: np.ndarray, weights: np.ndarray, max_atoms: int = 32
+) -> np.ndarray | None:
+    """The values a continuous column repeats often enough to be atoms.
+
+    A value is an atom when at least 5 rows (of positive weight) and at least 1 %
+    of the total weight take it exactly; at most ``max_atoms`` of them, the
+    heaviest. Returns the atoms in increasing order, or None when the column has
+    none (a column measured on a continuous scale repeats no value).
+    """
+    keep = ~np.isnan(column) & (weights > 0)
+    values, inverse, rows = np.unique(
+        column[keep], return_inverse=True, return_counts=True
+    )
+    if values.size == inverse.size:
+        return None
+    mass = np.bincount(inverse, weights=weights[keep], minlength=values.size)
+    heavy = np.flatnonzero((rows >= 5) & (mass >= 0.01 * mass.sum()))
+    if heavy.size == 0:
+        return None
+    heavy = heavy[np.argsort(-mass[heavy], kind="stable")[:max_atoms]]
+    return np.sort(values[heavy])
+
+
 class ColumnCodec:
     """Fitted column state of a table and the conversions to and from model values.
 
@@ -336,6 +360,19 @@ class ColumnCodec:
         self.frame_categories = frame_categories
         self.mean = mean
         self.scale = scale
+        self.atoms = None
+
+    def find_atoms(self, X: np.ndarray, weights: np.ndarray) -> None:
+        """Set ``atoms``: per column, the model values of a continuous column's
+        atoms (see :func:`find_atoms`), or None; None for all when no column has
+        any."""
+        atoms = [None] * len(self.kinds)
+        for j, kind in enumerate(self.kinds):
+            if kind == "gaussian":
+                found = find_atoms(X[:, j], weights)
+                if found is not None:
+                    atoms[j] = (found - self.mean[j]) / self.scale[j]
+        self.atoms = atoms if any(a is not None for a in atoms) else None
 
     @classmethod
     def fit(

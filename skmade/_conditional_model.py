@@ -37,7 +37,7 @@ def column_block(family, params: torch.Tensor, d: int):
 def _mixture_of(column_family, block: torch.Tensor):
     """Log-weights, means and scales ``(n, C)`` of a continuous column's conditional."""
     block = block.double()
-    if getattr(column_family, "n_components", 1) == 1:
+    if isinstance(column_family, Gaussian):
         mean, log_scale = Gaussian.mean_and_log_scale(block)
         return torch.zeros_like(mean)[:, None], mean[:, None], log_scale.exp()[:, None]
     logits, means, log_scales = column_family.split(block)

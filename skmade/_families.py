@@ -232,24 +232,57 @@ class MixtureOfGaussians:
     """Continuous variables; a mixture of ``n_components`` Gaussians per variable.
 
     Parameters per variable, in order: ``n_components`` mixture logits, means and raw
-    log-scales (with the Gaussian family's soft floor). The log-density is a
-    log-sum-exp over components, stable for any logits. A draw turns one uniform into
-    a component and a standard normal (see :func:`_component_and_uniform`).
+    log-scales (with the Gaussian family's soft floor), then one logit per atom. The
+    log-density is a log-sum-exp over components, stable for any logits. A draw turns
+    one uniform into a component and a standard normal (see
+    :func:`_component_and_uniform`).
+
+    Atoms are values that a column repeats (see :func:`find_atoms`): each is a
+    component of its own whose mean is fixed at the value and whose log-scale is
+    fixed at the floor, ``LOG_SCALE_MIN`` (a standard deviation of ``exp(-7)``
+    standardized units), so that only its weight is learned. The density stays a
+    proper density on the real line (a mixture of normalized Gaussians): at an atom
+    it is, up to the continuous components' share, the atom's conditional
+    probability times ``1 / (sqrt(2 pi) exp(-7))``, the mass of a point measure
+    spread over the floor's width.
+
+    Parameters
+    ----------
+    n_components : int
+        Free Gaussian components per variable.
+    atoms : array-like of shape (n_atoms, n_variables), optional
+        Atom values (model units) per variable in the columns; NaN marks an unused
+        slot (a variable with fewer atoms). The shape broadcasts against the
+        component axis of ``(n, n_params, n_variables)`` parameters; a single
+        column's ``(n_atoms, 1)`` also against ``(1, n_params, n)`` and, squeezed,
+        ``(n, n_params)``.
     """
 
     name = "gaussian"
     input_size = 1
 
-    def __init__(self, n_components: int) -> None:
+    def __init__(self, n_components: int, atoms=None) -> None:
         self.n_components = n_components
-        self.n_params = 3 * n_components
+        atoms = None if atoms is None else np.asarray(atoms, dtype=np.float64)
+        if atoms is not None and atoms.ndim == 1:
+            atoms = atoms[:, None]
+        if atoms is not None and atoms.shape[0] == 0:
+            atoms = None
+        self.atoms = atoms
+        self.n_atoms = 0 if atoms is None else atoms.shape[0]
+        self.n_params = 3 * n_components + self.n_atoms
+        if atoms is not None:
+            self._atom_values = torch.from_numpy(np.nan_to_num(atoms))
+            self._atom_valid = torch.from_numpy(~np.isnan(atoms))
 
     @staticmethod
     def encode(x: Tensor) -> Tensor:
         return x
 
     def initial_bias(self, Z: np.ndarray, weights: np.ndarray) -> np.ndarray:
-        """Equal weights, means at spread quantiles, scales shrunk with ``C``."""
+        """Equal weights, means at spread quantiles, scales shrunk with ``C``; each
+        atom weighted by its share of the rows (relative to the free components,
+        which share the rest)."""
         C = self.n_components
         levels = (np.arange(C) + 0.5) / C
         # Weighted inverted-CDF quantiles: a row of weight 2 acts as a repeated row.
@@ -257,12 +290,43 @@ class MixtureOfGaussians:
             weighted_quantile(Z, weights, levels) if Z.shape[0] else np.zeros((C, 1))
         )
         log_scales = np.full((C, Z.shape[1]), np.log(max(0.2, 1.0 / C)))
-        return np.concatenate([np.zeros((C, Z.shape[1])), means, log_scales])
+        parts = [np.zeros((C, Z.shape[1])), means, log_scales]
+        if self.atoms is not None:
+            total = max(float(np.sum(weights)), 1e-12)
+            at = Z[:, None, :] == self.atoms[None]  # (n, K, m)
+            shares = np.einsum("n,nkm->km", weights, at) / total
+            rest = np.clip(1.0 - shares.sum(axis=0), 0.05, None)
+            # softmax weight of an atom over C free components at logit 0.
+            parts.append(np.log(np.clip(shares, 1e-4, None) * C / rest))
+        return np.concatenate(parts)
+
+    def _atom_tensors(self, params: Tensor) -> tuple[Tensor, Tensor]:
+        """Atom values and validity, shaped to broadcast against ``params``'s
+        component axis (the second)."""
+        values = self._atom_values.to(device=params.device, dtype=params.dtype)
+        valid = self._atom_valid.to(params.device)
+        if params.ndim == 2:  # (n, n_params) of one variable
+            return values[:, 0], valid[:, 0]
+        return values, valid
 
     def split(self, params: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Logits, means and log-scales of every component (free ones, then atoms),
+        component axis second."""
         C = self.n_components
         logits, means, raw = params[:, :C], params[:, C : 2 * C], params[:, 2 * C :]
-        return logits, means, _soft_floor(raw)
+        if self.atoms is None:
+            return logits, means, _soft_floor(raw)
+        raw, atom_logits = raw[:, :C], raw[:, C:]
+        values, valid = self._atom_tensors(params)
+        atom_logits = atom_logits.masked_fill(~valid, -math.inf)
+        shape = atom_logits.shape
+        atom_means = values.expand(shape)
+        atom_scales = torch.full_like(atom_logits, Gaussian.LOG_SCALE_MIN)
+        return (
+            torch.cat([logits, atom_logits], dim=1),
+            torch.cat([means, atom_means], dim=1),
+            torch.cat([_soft_floor(raw), atom_scales], dim=1),
+        )
 
     def log_prob(
         self, params: Tensor, x: Tensor, dtype: torch.dtype | None = None

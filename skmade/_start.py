@@ -14,6 +14,7 @@ import torch
 
 from ._families import (
     Gaussian,
+    MixtureOfGaussians,
     gaussian_log_likelihood,
     linear_gaussian,
 )
@@ -85,16 +86,16 @@ class GaussianStartMixin:
             sizes = [
                 family.sizes[d] if kinds[d] == "categorical" else 1 for d in discrete
             ]
-            C = (
-                getattr(family.families[continuous[0]], "n_components", 1)
-                if continuous.size
-                else 1
-            )
+            first = family.families[continuous[0]] if continuous.size else None
         else:
             in_starts = out_starts = np.arange(Z.shape[1] + 1)
             stride = Z.shape[1]
             sizes = [1] * discrete.size
-            C = getattr(family, "n_components", 1)
+            first = family
+        # Mixture layout (logits, means, raw scales, then any atoms' logits) or a
+        # single Gaussian's (mean, raw scale); all continuous columns share C.
+        mixture = isinstance(first, MixtureOfGaussians)
+        C = first.n_components if mixture else 1
         variables = np.concatenate(
             [continuous, *[np.full(k, d) for d, k in zip(discrete, sizes, strict=True)]]
         ).astype(np.int64)
@@ -139,7 +140,7 @@ class GaussianStartMixin:
         n_continuous = continuous.size
         logit_units = (out_starts[variables] + units)[n_continuous:]
         slope = slope[n_continuous:]
-        first_mean, first_raw = (0, 1) if C == 1 else (C, 2 * C)
+        first_mean, first_raw = (C, 2 * C) if mixture else (0, 1)
         offsets = stride * np.arange(C)
         starts = out_starts[continuous][:, None]
         mean_units = starts + stride * first_mean + offsets
@@ -148,7 +149,7 @@ class GaussianStartMixin:
         if C > 1:  # in units of the scale given all other columns; variance 0.25
             spread = 0.5 * spread / spread.std()
         given_rest = 1.0 / np.sqrt(np.diag(np.linalg.inv(cov)))[:n_continuous]
-        n_params = 3 * C if C > 1 else 2
+        n_params = 3 * C if mixture else 2
         continuous_units = np.concatenate(
             [out_starts[continuous] + stride * p for p in range(n_params)]
         ).astype(np.int64)
@@ -231,8 +232,9 @@ class GaussianStartMixin:
         direct, output = module.direct.weight, module.layers[-1]
         with torch.no_grad():
             for i, d in enumerate(order):
-                C = getattr(families[d], "n_components", 1)
-                first_mean, first_raw = (0, 1) if C == 1 else (C, 2 * C)
+                mixture = isinstance(families[d], MixtureOfGaussians)
+                C = families[d].n_components if mixture else 1
+                first_mean, first_raw = (C, 2 * C) if mixture else (0, 1)
                 spread = np.arange(C) - (C - 1) / 2
                 if C > 1:  # in residual scales; variance 0.25
                     spread = 0.5 * spread / spread.std()
@@ -248,5 +250,5 @@ class GaussianStartMixin:
                     )
                     output.bias[mean_unit] = float(intercept[i] + scale[i] * spread[c])
                     output.bias[units[first_raw + c]] = float(raw)
-                    if C > 1:
+                    if mixture:
                         output.bias[units[c]] = 0.0

@@ -14,12 +14,16 @@ from torch import Tensor
 from ._families import Bernoulli, Categorical, Family, Gaussian, MixtureOfGaussians
 
 
-def column_family(kind: str, size: int) -> Family:
-    """The family of one column: ``size`` is categories or mixture components."""
+def column_family(kind: str, size: int, atoms=None) -> Family:
+    """The family of one column: ``size`` is categories or mixture components;
+    ``atoms`` a continuous column's atoms, ``(n_atoms, n_columns)`` (see
+    :class:`MixtureOfGaussians`)."""
     if kind == "bernoulli":
         return Bernoulli()
     if kind == "categorical":
         return Categorical(size)
+    if atoms is not None:
+        return MixtureOfGaussians(size, atoms)
     return Gaussian() if size == 1 else MixtureOfGaussians(size)
 
 
@@ -39,15 +43,21 @@ class Table:
     sizes : sequence of int
         Number of categories (categorical) or mixture components (gaussian; 1 for a
         single Gaussian) of each column; ignored for Bernoulli columns.
+    atoms : sequence of (ndarray or None), optional
+        Per column, a continuous column's atoms in model units (see
+        :class:`MixtureOfGaussians`), or None. Columns with as many atoms share a
+        group, their atoms stacked.
     """
 
     name = "table"
 
-    def __init__(self, kinds, sizes) -> None:
+    def __init__(self, kinds, sizes, atoms=None) -> None:
         self.kinds = list(kinds)
         self.sizes = [int(s) for s in sizes]
+        self.atoms = list(atoms) if atoms is not None else [None] * len(self.kinds)
         self.families = [
-            column_family(k, s) for k, s in zip(self.kinds, self.sizes, strict=True)
+            column_family(k, s, None if a is None else np.asarray(a)[:, None])
+            for k, s, a in zip(self.kinds, self.sizes, self.atoms, strict=True)
         ]
         self.input_sizes = [f.input_size for f in self.families]
         self.output_sizes = [f.n_params for f in self.families]
@@ -56,11 +66,15 @@ class Table:
         self.in_starts, self.out_starts = in_starts, out_starts
         groups: dict = {}
         for d, (kind, size) in enumerate(zip(self.kinds, self.sizes, strict=True)):
-            key = (kind, 1 if kind == "bernoulli" else size)
+            n_atoms = 0 if self.atoms[d] is None else len(self.atoms[d])
+            key = (kind, 1 if kind == "bernoulli" else size, n_atoms)
             groups.setdefault(key, []).append(d)
         self.groups = []
-        for (kind, size), columns in groups.items():
-            family = column_family(kind, size)
+        for (kind, size, n_atoms), columns in groups.items():
+            atoms = None
+            if n_atoms:
+                atoms = np.stack([np.asarray(self.atoms[d]) for d in columns], axis=1)
+            family = column_family(kind, size, atoms)
             columns = np.asarray(columns)
             # out_index[p, j]: output unit of parameter p of the group's column j.
             out_index = (
@@ -190,13 +204,15 @@ def codec_family(columns, n_components: int) -> Family:
     """The output family of a fitted column codec: one family for Bernoulli or
     Gaussian tables (a mixture of ``n_components`` Gaussians where that is above
     one), otherwise a :class:`Table` with each column's own family (categorical
-    columns their categories, continuous ones ``n_components`` components)."""
+    columns their categories, continuous ones ``n_components`` components and
+    their atoms). A Gaussian table with atoms is a Table: atoms differ by column."""
+    atoms = getattr(columns, "atoms", None)
     if columns.distribution == "bernoulli":
         return Bernoulli()
-    if columns.distribution == "gaussian":
+    if columns.distribution == "gaussian" and atoms is None:
         return Gaussian() if n_components == 1 else MixtureOfGaussians(n_components)
     sizes = [
         len(values) if values is not None else n_components
         for values in columns.code_values
     ]
-    return Table(list(columns.kinds), sizes)
+    return Table(list(columns.kinds), sizes, atoms)
