@@ -293,8 +293,13 @@ class MixtureOfGaussians:
         parts = [np.zeros((C, Z.shape[1])), means, log_scales]
         if self.atoms is not None:
             total = max(float(np.sum(weights)), 1e-12)
-            at = Z[:, None, :] == self.atoms[None]  # (n, K, m)
-            shares = np.einsum("n,nkm->km", weights, at) / total
+            shares = np.stack(
+                [
+                    weights @ (Z[:, [j]] == self.atoms[None, :, j]) / total
+                    for j in range(Z.shape[1])
+                ],
+                axis=1,
+            )  # (K, m), one column at a time: (n, K) at most
             rest = np.clip(1.0 - shares.sum(axis=0), 0.05, None)
             # softmax weight of an atom over C free components at logit 0.
             parts.append(np.log(np.clip(shares, 1e-4, None) * C / rest))
