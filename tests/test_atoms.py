@@ -144,3 +144,29 @@ def test_atoms_with_categorical_and_missing_columns():
     missing = fast_made(n_components=2, allow_missing=True).fit(X_missing)
     assert missing._columns_.atoms[1] is not None
     assert np.isfinite(missing.score_samples(X_missing)).all()
+
+
+def test_a_failed_refit_keeps_the_old_atoms_and_model(monkeypatch):
+    import torch
+
+    X = _inflated(300)
+    est = fast_made(max_iter=5).fit(X)
+    atoms, scores = est._columns_.atoms, est.score_samples(X)
+    # New data with an atom in the second column too: an interrupt in the
+    # refit's first step must not leave the new atoms beside the old network.
+    shifted = X.copy()
+    shifted[:100, 1] = 1.25
+
+    def interrupt(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch.optim.Adam, "step", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        est.fit(shifted)
+    monkeypatch.undo()
+    for kept, old in zip(est._columns_.atoms, atoms, strict=True):
+        assert_array_equal(kept, old)
+    assert_array_equal(est.score_samples(X), scores)
+    # And a refit that succeeds finds the new atoms.
+    refit = fast_made(max_iter=5).fit(shifted)
+    assert refit._columns_.atoms[1] is not None and atoms[1] is None
